@@ -1,0 +1,84 @@
+"""The `identdesk` command line: each command group lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+# Each module exposes `register(commands: Commands) -> None`. A module that is
+# not present yet (a feature still being built) is skipped.
+COMMAND_MODULES = (
+    "identdesk.cli_serve",
+    "identdesk.cli_qa",
+    "identdesk.cli_mrz",
+    "identdesk.cli_doc",
+    "identdesk.cli_bench",
+)
+
+
+class Commands:
+    """The top-level sub-command table plus named groups such as `eval`."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+        self.root = parser.add_subparsers(dest="command", metavar="COMMAND")
+        self._groups: dict[str, Any] = {}
+
+    def add(self, name: str, help: str) -> argparse.ArgumentParser:
+        return self.root.add_parser(name, help=help, description=help)
+
+    def group(self, name: str, help: str) -> Any:
+        """A command with sub-commands (`identdesk eval mrz ...`), created once."""
+        if name not in self._groups:
+            parser = self.root.add_parser(name, help=help, description=help)
+            self._groups[name] = parser.add_subparsers(
+                dest=f"{name}_command", metavar="SUBCOMMAND", required=True
+            )
+        return self._groups[name]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="identdesk", description="identdesk video identification service"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages"
+    )
+    commands = Commands(parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("aioice").setLevel(logging.WARNING)
+        logging.getLogger("aiortc").setLevel(logging.WARNING)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

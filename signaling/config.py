@@ -1,0 +1,132 @@
+"""Settings for one identdesk instance, read from the environment with defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(tz=ZoneInfo("UTC"))
+
+
+@dataclass
+class ServiceHours:
+    """Opening hours on every weekday, in a named time zone."""
+
+    opens: time = time(6, 0)
+    closes: time = time(22, 0)
+    tz: str = "Europe/Berlin"
+    always: bool = False
+
+    @classmethod
+    def parse(cls, text: str, tz: str = "Europe/Berlin") -> ServiceHours:
+        """Parse "06:00-22:00" or "always"."""
+        text = text.strip().lower()
+        if text in ("always", "24/7", "0-24"):
+            return cls(tz=tz, always=True)
+        try:
+            start, end = text.split("-")
+            opens = time.fromisoformat(start.strip())
+            closes = time.fromisoformat(end.strip())
+        except ValueError as exc:
+            raise ValueError(
+                f"service hours {text!r} are not of the form HH:MM-HH:MM"
+            ) from exc
+        if opens >= closes:
+            raise ValueError(f"service hours {text!r} close before they open")
+        return cls(opens=opens, closes=closes, tz=tz)
+
+    def is_open(self, now: datetime) -> bool:
+        if self.always:
+            return True
+        local = now.astimezone(ZoneInfo(self.tz)).time()
+        return self.opens <= local < self.closes
+
+    def next_opening(self, now: datetime) -> datetime:
+        """The next moment the service opens (now when it is open)."""
+        if self.is_open(now):
+            return now
+        zone = ZoneInfo(self.tz)
+        local = now.astimezone(zone)
+        day = local.date()
+        if local.time() >= self.closes:
+            day = day + timedelta(days=1)
+        return datetime.combine(day, self.opens, tzinfo=zone)
+
+    def describe(self) -> str:
+        if self.always:
+            return "always"
+        return f"{self.opens:%H:%M}-{self.closes:%H:%M} {self.tz}"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"IDENTDESK_{name}", default)
+
+
+@dataclass
+class Settings:
+    """Everything configurable; `Settings.from_env()` reads IDENTDESK_* variables."""
+
+    host: str = "0.0.0.0"
+    port: int = 8443
+    public_url: str = ""
+    data_dir: Path = Path("data")
+    certs_dir: Path = Path("certs")
+    tls: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    database_url: str = ""
+    smtp_url: str = ""
+    mail_from: str = "identdesk <noreply@identdesk.localhost>"
+    master_key: str = ""
+    service_hours: ServiceHours = field(default_factory=ServiceHours)
+    tan_ttl: timedelta = timedelta(hours=24)
+    activation_ttl: timedelta = timedelta(days=7)
+    tan_attempts: int = 5
+    tan_window: timedelta = timedelta(minutes=10)
+    callback_timeout: float = 10.0
+    callback_retries: int = 5
+    stun_urls: tuple[str, ...] = ()
+    clock: Clock = system_clock
+    create_admin: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        tz = _env("TIMEZONE", "Europe/Berlin")
+        cert = _env("TLS_CERT", "")
+        key = _env("TLS_KEY", "")
+        stun = _env("STUN_URLS", "")
+        return cls(
+            host=_env("HOST", "0.0.0.0"),
+            port=int(_env("PORT", "8443")),
+            public_url=_env("PUBLIC_URL", ""),
+            data_dir=Path(_env("DATA_DIR", "data")),
+            certs_dir=Path(_env("CERTS_DIR", "certs")),
+            tls=_env("TLS", "1") not in ("0", "false", "no"),
+            tls_cert=Path(cert) if cert else None,
+            tls_key=Path(key) if key else None,
+            database_url=_env("DATABASE_URL", ""),
+            smtp_url=_env("SMTP_URL", ""),
+            mail_from=_env("MAIL_FROM", cls.mail_from),
+            master_key=_env("MASTER_KEY", ""),
+            service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
+            tan_ttl=timedelta(hours=float(_env("TAN_TTL_HOURS", "24"))),
+            stun_urls=tuple(u for u in stun.split(",") if u),
+        )
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'identdesk.sqlite3').resolve()}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
