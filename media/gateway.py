@@ -1,8 +1,15 @@
 """The media gateway of one call: phone media to the agent, agent media to the phone.
 
-Both peer connections terminate in the server (DTLS-SRTP on each leg). Tracks are
-joined through `ProxyTrack`s so either side may (re)connect in any order without
-renegotiating the other leg, e.g. when the phone reloads its page mid-call.
+Both peer connections terminate in the server (DTLS-SRTP on each leg). Media is
+relayed encoded: each leg's receivers hand their reassembled frames to a hub per
+kind and direction, and `RelayTrack`s send them on the other leg, so the agent
+sees the phone's own picture and the server spends no encoder. Keyframe
+requests from a leg are sent on to the other; NACKs are answered per leg by
+aiortc from its own packet history. Hubs outlive peer connections, so either
+side may (re)connect in any order without renegotiating the other leg.
+
+The phone's video and audio are recorded encoded (`Recorder`); only the frame
+tap decodes, and only while frames are wanted (`FrameTap`).
 """
 
 from __future__ import annotations
@@ -12,163 +19,154 @@ import logging
 import time
 from typing import BinaryIO
 
-import av
-import numpy as np
 from aiortc import RTCPeerConnection
-from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
+from media.admission import Admission, GatewayFullError, admission
+from media.frametap import FrameTap
+from media.passthrough import (
+    EncodedHub,
+    RelayTrack,
+    find_receiver,
+    forward_keyframe_requests,
+    hook_receiver,
+    prefer_codec,
+)
 from media.recorder import Recorder
+
+__all__ = ["FrameTap", "GatewayFullError", "MediaGateway"]
 
 logger = logging.getLogger(__name__)
 
-
-class ProxyTrack(MediaStreamTrack):
-    """A track whose source can be set and replaced while it is being sent."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        self._source: MediaStreamTrack | None = None
-        self._changed = asyncio.Event()
-
-    def set_source(self, source: MediaStreamTrack | None) -> None:
-        self._source = source
-        self._changed.set()
-
-    async def recv(self) -> av.frame.Frame:
-        while True:
-            if self.readyState != "live":
-                raise MediaStreamError
-            source = self._source
-            if source is None or source.readyState != "live":
-                self._changed.clear()
-                await self._changed.wait()
-                continue
-            try:
-                return await source.recv()
-            except MediaStreamError:
-                if self._source is source:
-                    self._source = None
+KINDS = ("audio", "video")
 
 
-class FrameTap:
-    """Keeps the latest decoded full-resolution frame of a video track."""
+class _Leg:
+    """One side of the call: what it receives and the tracks it is sent."""
 
-    def __init__(self) -> None:
-        self.frame: av.VideoFrame | None = None
-        self.received_at = 0.0
-        self.count = 0
-        self.first_frame = asyncio.Event()
-        self._new = asyncio.Condition()
-
-    async def run(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            self.frame = frame  # type: ignore[assignment]
-            self.received_at = time.monotonic()
-            self.count += 1
-            self.first_frame.set()
-            async with self._new:
-                self._new.notify_all()
-
-    async def next_frame(self, timeout: float) -> av.VideoFrame:
-        """The next frame to arrive, or the latest one when none comes in time."""
-        async with self._new:
-            try:
-                await asyncio.wait_for(self._new.wait(), timeout)
-            except TimeoutError:
-                pass
-        if self.frame is None:
-            raise LookupError("no video frame has been received from the phone yet")
-        return self.frame
-
-    def latest_array(self) -> np.ndarray:
-        if self.frame is None:
-            raise LookupError("no video frame has been received from the phone yet")
-        return self.frame.to_ndarray(format="bgr24")
+    def __init__(self, name: str, label: str) -> None:
+        self.name = name
+        self.hubs = {kind: EncodedHub(kind, f"{label} {name}") for kind in KINDS}
+        self.pc: RTCPeerConnection | None = None
 
 
 class MediaGateway:
-    """Relays and records one call; knows nothing of cases or agents."""
+    """Relays and records one call; knows nothing of cases or agents.
 
-    def __init__(self, label: str, recording_sink: BinaryIO | None = None) -> None:
+    Raises `GatewayFullError` when the process already carries its limit of calls.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        recording_sink: BinaryIO | None = None,
+        admission: Admission = admission,
+    ) -> None:
+        admission.admit(label)
         self.label = label
-        self._relay = MediaRelay()
-        self.to_agent = {"audio": ProxyTrack("audio"), "video": ProxyTrack("video")}
-        self.to_phone = {"audio": ProxyTrack("audio"), "video": ProxyTrack("video")}
+        self._admission = admission
+        self._phone = _Leg("phone", label)
+        self._agent = _Leg("agent", label)
+        self.to_agent: dict[str, RelayTrack] = {}
+        self.to_phone: dict[str, RelayTrack] = {}
         self.tap = FrameTap()
-        self._sink = recording_sink
-        self._recorder: Recorder | None = None
-        self._record_sources = {
-            "audio": ProxyTrack("audio"),
-            "video": ProxyTrack("video"),
-        }
-        self._tasks: list[asyncio.Task[None]] = []
+        self._recorder = Recorder(recording_sink, label) if recording_sink else None
+        self._tapped = False
+        self._stopped = False
         self.phone_connected_at: float | None = None
-
-    def attach_phone(self, pc: RTCPeerConnection) -> None:
-        """Call before applying the phone's offer: routes its tracks and adds ours."""
-        for kind in ("audio", "video"):
-            pc.addTrack(self.to_phone[kind])
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            logger.info("%s - phone track %s", self.label, track.kind)
-            self.phone_connected_at = time.monotonic()
-            # unbuffered for video: a slow encoder skips stale frames instead of
-            # queueing them without bound
-            video = track.kind == "video"
-            self.to_agent[track.kind].set_source(
-                self._relay.subscribe(track, buffered=not video)
-            )
-            self._record_sources[track.kind].set_source(self._relay.subscribe(track))
-            if video:
-                tap_source = self._relay.subscribe(track, buffered=False)
-                self._tasks.append(asyncio.ensure_future(self.tap.run(tap_source)))
-                self._tasks.append(asyncio.ensure_future(self._start_recording()))
-
-    def attach_agent(self, pc: RTCPeerConnection) -> None:
-        """Call before applying the agent's offer."""
-        for kind in ("audio", "video"):
-            pc.addTrack(self.to_agent[kind])
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            logger.info("%s - agent track %s", self.label, track.kind)
-            self.to_phone[track.kind].set_source(self._relay.subscribe(track))
-
-    async def _start_recording(self) -> None:
-        # the container header needs the picture size, so wait for the first frame
-        if self._sink is None or self._recorder is not None:
-            return
-        await self.tap.first_frame.wait()
-        if self._recorder is not None or self.tap.frame is None:
-            return
-        frame = self.tap.frame
-        self._recorder = Recorder(self._sink, label=self.label)
-        self._recorder.add_track(self._record_sources["video"], frame.width, frame.height)
-        self._recorder.add_track(self._record_sources["audio"])
-        await self._recorder.start()
 
     @property
     def recorder(self) -> Recorder | None:
         return self._recorder
 
+    @property
+    def phone_hubs(self) -> dict[str, EncodedHub]:
+        return self._phone.hubs
+
+    def attach_phone(self, pc: RTCPeerConnection) -> None:
+        """Call before applying the phone's offer: routes its tracks and adds ours."""
+        if not self._tapped:
+            self._tapped = True
+            self.tap.attach(self._phone.hubs["video"])
+            if self._recorder is not None:
+                self._phone.hubs["video"].subscribe(self._recorder.on_video)
+                self._phone.hubs["audio"].subscribe(self._recorder.on_audio)
+        self.to_phone = self._attach(pc, self._phone, self._agent)
+
+    def attach_agent(self, pc: RTCPeerConnection) -> None:
+        """Call before applying the agent's offer."""
+        self.to_agent = self._attach(pc, self._agent, self._phone)
+
+    def _attach(
+        self, pc: RTCPeerConnection, leg: _Leg, other: _Leg
+    ) -> dict[str, RelayTrack]:
+        leg.pc = pc
+        tracks = {}
+        for kind in KINDS:
+            track = RelayTrack(other.hubs[kind])
+            sender = pc.addTrack(track)
+            forward_keyframe_requests(sender, other.hubs[kind])
+            tracks[kind] = track
+            # both legs must carry the same codec: follow the other leg's
+            codec = other.hubs[kind].codec or leg.hubs[kind].codec
+            if codec is not None:
+                prefer_codec(pc, kind, codec)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._on_track(pc, leg, track)
+
+        return tracks
+
+    def _on_track(
+        self, pc: RTCPeerConnection, leg: _Leg, track: MediaStreamTrack
+    ) -> None:
+        logger.info("%s - %s track %s", self.label, leg.name, track.kind)
+        if leg.name == "phone":
+            self.phone_connected_at = time.monotonic()
+        hub = leg.hubs[track.kind]
+        receiver = find_receiver(pc, track)
+
+        def ended() -> None:
+            if hub._receiver is receiver:
+                hub.set_receiver(None)
+
+        hook_receiver(receiver, hub, ended)
+        hub.set_receiver(receiver)
+        other_pc = (self._agent if leg is self._phone else self._phone).pc
+        asyncio.ensure_future(self._check_codec(pc, other_pc, track.kind))
+
+    async def _check_codec(
+        self, pc: RTCPeerConnection, other: RTCPeerConnection | None, kind: str
+    ) -> None:
+        # codecs are settled once the answer is applied; warn when the legs differ
+        if other is None:
+            return
+        mine = _sending_codec(pc, kind)
+        theirs = _sending_codec(other, kind)
+        if mine and theirs and mine.lower() != theirs.lower():
+            logger.warning(
+                "%s x %s codecs differ between legs (%s, %s): not relayed",
+                self.label,
+                kind,
+                mine,
+                theirs,
+            )
+
     async def stop(self) -> None:
-        for track in (
-            *self.to_agent.values(),
-            *self.to_phone.values(),
-            *self._record_sources.values(),
-        ):
+        if self._stopped:
+            return
+        self._stopped = True
+        self._admission.release(self.label)
+        for track in (*self.to_agent.values(), *self.to_phone.values()):
             track.stop()
+        self.tap.detach()
         if self._recorder is not None:
             await self._recorder.stop()
-        elif self._sink is not None:
-            self._sink.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _sending_codec(pc: RTCPeerConnection, kind: str) -> str | None:
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == kind and transceiver._codecs:
+            return transceiver._codecs[0].mimeType
+    return None

@@ -1,0 +1,68 @@
+"""Admission control: refuse a call when the media process is full.
+
+A refused call gets a clear message at once; admitting it would make every call
+on the machine stutter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+# CPU of one 720p30 call relayed, recorded and tapped (cores), measured with
+# `identdesk bench media --calls 8 --seconds 20` on a 2-core machine
+CORES_PER_CALL = 0.1
+# share of the machine's cores calls may use; the rest is for signaling, snapshot
+# tools and bursts (keyframes, reconnects)
+CPU_BUDGET = 0.7
+ENV_MAX_CALLS = "IDENTDESK_MAX_CALLS"
+
+
+class GatewayFullError(RuntimeError):
+    """Raised when a new call would exceed the media gateway's capacity."""
+
+    def __init__(self, max_calls: int) -> None:
+        super().__init__(
+            f"the media gateway is at its limit of {max_calls} concurrent calls;"
+            " try again in a few minutes"
+        )
+        self.max_calls = max_calls
+
+
+def default_max_calls(cpu_count: int | None = None) -> int:
+    """Calls this machine can carry: the env override, else derived from the CPUs."""
+    override = os.environ.get(ENV_MAX_CALLS)
+    if override:
+        return int(override)
+    cores = cpu_count or os.cpu_count() or 1
+    return max(1, int(cores * CPU_BUDGET / CORES_PER_CALL))
+
+
+class Admission:
+    """Counts the calls of one media process against `max_calls`."""
+
+    def __init__(self, max_calls: int | None = None) -> None:
+        self.max_calls = max_calls if max_calls is not None else default_max_calls()
+        self._labels: set[str] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self._labels)
+
+    def admit(self, label: str) -> None:
+        """Take a slot for `label` or raise `GatewayFullError`."""
+        if label in self._labels:
+            return
+        if len(self._labels) >= self.max_calls:
+            logger.warning("%s x refused: %d calls active", label, len(self._labels))
+            raise GatewayFullError(self.max_calls)
+        self._labels.add(label)
+
+    def release(self, label: str) -> None:
+        self._labels.discard(label)
+
+
+# the process-wide admission every MediaGateway uses unless given its own
+admission = Admission()
