@@ -1,0 +1,237 @@
+"""What the agent does in a call: take a case, capture, torch, instruct, decide."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from agent_console.auth import check_origin, current_agent
+from signaling.accounts import Agent
+from signaling.calls import Call, Connection
+from signaling.cases import State
+from signaling.errors import ApiError
+from signaling.messages import (
+    Capture,
+    Decide,
+    Hangup,
+    Instruction,
+    Offer,
+    Ping,
+    TakeNext,
+    Torch,
+    parse_agent,
+)
+from signaling.services import Services, services
+from signaling.user_path import MAX_WS_MESSAGE
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+# a capture waits this long for a frame newer than the key press
+FRESH_FRAME_TIMEOUT = 0.5
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return data.tobytes()
+
+
+class Desk:
+    """One agent's connection and the call it holds."""
+
+    def __init__(self, svc: Services, agent: Agent, conn: Connection) -> None:
+        self.svc = svc
+        self.agent = agent
+        self.conn = conn
+        self.case_id: str | None = None
+        self.actor = f"agent:{agent.id}"
+
+    def call(self) -> Call:
+        if self.case_id is None or self.case_id not in self.svc.hub.calls:
+            raise ApiError(409, "no_call", "take a case first")
+        return self.svc.hub.calls[self.case_id]
+
+    async def handle(self, message: Any) -> None:
+        if isinstance(message, Ping):
+            await self.conn.send({"type": "pong"})
+        elif isinstance(message, TakeNext):
+            await self.take_next()
+        elif isinstance(message, Offer):
+            call = self.call()
+            answer = await self.svc.hub.agent_offer(call.case_id, message.sdp)
+            await self.conn.send({"type": "answer", "sdp": answer})
+        elif isinstance(message, Capture):
+            await self.capture(message.kind)
+        elif isinstance(message, Torch):
+            await self.torch(message.on)
+        elif isinstance(message, Instruction):
+            await self.instruct(message)
+        elif isinstance(message, Decide):
+            await self.decide(message)
+        elif isinstance(message, Hangup):
+            await self.hangup()
+
+    async def take_next(self) -> None:
+        if self.case_id is not None:
+            raise ApiError(409, "busy", f"finish case {self.case_id} first")
+        case_id = await self.svc.hub.take_next(self.agent.id, self.conn)
+        if case_id is None:
+            await self.conn.send({"type": "queue_empty"})
+            return
+        self.case_id = case_id
+        case = await self.svc.store.get(case_id)
+        identity = await self.svc.store.identity(case_id)
+        await self.conn.send(
+            {
+                "type": "case",
+                "case": {
+                    "id": case.id,
+                    "reference": case.reference,
+                    "locale": case.locale,
+                    "identity": identity,
+                },
+            }
+        )
+
+    async def capture(self, kind: str) -> None:
+        call = self.call()
+        frame = await call.gateway.tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        image = await loop.run_in_executor(None, frame.to_ndarray, "bgr24")
+        data = await loop.run_in_executor(None, encode_png, image)
+        height, width = image.shape[:2]
+        evidence_id = await self.svc.evidence.add(
+            call.case_id, kind, "image/png", data, width, height, self.agent.id
+        )
+        await self.svc.store.log(call.case_id, self.actor, "capture", f"{kind} {width}x{height}")
+        logger.info("case %s - snapshot %s %dx%d", call.case_id, kind, width, height)
+        await self.conn.send(
+            {
+                "type": "snapshot",
+                "id": evidence_id,
+                "kind": kind,
+                "width": width,
+                "height": height,
+                "url": f"/agent/api/cases/{call.case_id}/evidence/{evidence_id}",
+            }
+        )
+
+    async def torch(self, on: bool) -> None:
+        call = self.call()
+        if call.phone is None:
+            raise ApiError(409, "phone_absent", "the phone is not connected")
+        await self.svc.store.log(call.case_id, self.actor, "torch", f"on={on}")
+        await call.phone.send({"type": "torch", "on": on})
+
+    async def instruct(self, message: Instruction) -> None:
+        call = self.call()
+        if call.phone is None:
+            raise ApiError(409, "phone_absent", "the phone is not connected")
+        await self.svc.store.log(call.case_id, self.actor, "instruction", message.key)
+        await call.phone.send(
+            {"type": "instruction", "key": message.key, "text": message.text}
+        )
+
+    async def decide(self, message: Decide) -> None:
+        call = self.call()
+        case_id = call.case_id
+        note = self.svc.vault.seal(message.note.encode(), case_id + "/note")
+        await self.svc.store.transition(
+            case_id,
+            State.DECIDED,
+            self.actor,
+            f"{message.decision}: {message.reason}",
+            expect={State.IN_CALL},
+            decision=message.decision,
+            reason_code=message.reason,
+            note_enc=note,
+        )
+        phone = call.phone
+        await self.svc.hub.end_call(case_id, requeue=False)
+        self.case_id = None
+        if phone is not None:
+            await phone.send({"type": "ended", "decision": message.decision})
+        await self.svc.delivery.enqueue(case_id)
+        await self.conn.send(
+            {
+                "type": "decided",
+                "case_id": case_id,
+                "decision": message.decision,
+                "reason": message.reason,
+            }
+        )
+
+    async def hangup(self) -> None:
+        if self.case_id is None:
+            return
+        case_id, self.case_id = self.case_id, None
+        await self.svc.store.log(case_id, self.actor, "hangup")
+        await self.svc.hub.end_call(case_id, requeue=True)
+        await self.conn.send({"type": "hung_up", "case_id": case_id})
+
+
+@routes.get("/ws/agent")
+async def agent_socket(request: web.Request) -> web.WebSocketResponse:
+    check_origin(request)
+    agent = await current_agent(request, csrf=False)
+    svc = services(request)
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
+    await ws.prepare(request)
+    conn = Connection(ws, f"agent {agent.name}")
+    desk = Desk(svc, agent, conn)
+    await conn.send({"type": "hello", "agent": {"id": agent.id, "name": agent.name}})
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            try:
+                await desk.handle(parse_agent(msg.data))
+            except ApiError as exc:
+                if exc.status < 500:
+                    logger.warning("%s x %s", conn.label, exc.code)
+                await conn.send({"type": "error", **exc.body()})
+            except LookupError as exc:
+                await conn.send(
+                    {"type": "error", "error": {"code": "no_frame", "message": str(exc)}}
+                )
+    except Exception:
+        logger.exception("%s x agent socket failed", conn.label)
+    finally:
+        await desk.hangup()
+    return ws
+
+
+@routes.get("/agent/api/queue")
+async def queue(request: web.Request) -> web.Response:
+    await current_agent(request)
+    hub = services(request).hub
+    return web.json_response(
+        {"waiting": [hub.queue_status(case_id) for case_id in hub.queue]}
+    )
+
+
+@routes.get("/agent/api/cases/{case_id}/evidence/{evidence_id}")
+async def evidence_item(request: web.Request) -> web.Response:
+    agent = await current_agent(request)
+    svc = services(request)
+    case_id = request.match_info["case_id"]
+    row = await svc.evidence.meta(request.match_info["evidence_id"])
+    case = await svc.store.get(case_id)
+    # only the agent who holds or decided the case, or an admin, sees its evidence
+    if row.case_id != case_id or (case.agent_id != agent.id and agent.role != "admin"):
+        raise ApiError(404, "evidence_not_found", "no such evidence for you")
+    if row.kind == "recording":
+        raise ApiError(403, "recording", "recordings are exported with `identdesk recording export`")
+    loop = asyncio.get_running_loop()
+    data = await loop.run_in_executor(None, svc.evidence.read, row)
+    return web.Response(
+        body=data, content_type=row.media_type,
+        headers={"Cache-Control": "private, no-store"},
+    )

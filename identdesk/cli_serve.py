@@ -1,0 +1,181 @@
+"""`identdesk serve`, `agent add`, `partner add`, `recording export`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from identdesk.app import build_services, create_app
+from signaling.certs import ensure_certificates, lan_addresses
+from signaling.config import Settings
+from signaling.errors import ApiError
+from signaling.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands: Any) -> None:
+    serve = commands.add("serve", "run the identdesk service")
+    serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default 8443)")
+    serve.add_argument("--data-dir", type=Path, help="data folder (default ./data)")
+    serve.add_argument("--no-tls", action="store_true", help="plain HTTP (tests only)")
+    serve.set_defaults(func=cmd_serve)
+
+    agent = commands.group("agent", "manage agent accounts")
+    add = agent.add_parser("add", help="add an agent; prints a generated password once")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="give the admin role")
+    add.add_argument("--data-dir", type=Path)
+    add.set_defaults(func=cmd_agent_add)
+
+    partner = commands.group("partner", "manage partner API keys")
+    padd = partner.add_parser("add", help="add a partner; prints its API key once")
+    padd.add_argument("name")
+    padd.add_argument("--data-dir", type=Path)
+    padd.set_defaults(func=cmd_partner_add)
+
+    rec = commands.group("recording", "work with call recordings")
+    export = rec.add_parser("export", help="decrypt a case's recording to a .mkv file")
+    export.add_argument("case_id")
+    export.add_argument("output", type=Path)
+    export.add_argument("--data-dir", type=Path)
+    export.set_defaults(func=cmd_recording_export)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "data_dir", None):
+        settings.data_dir = args.data_dir
+    if getattr(args, "host", None):
+        settings.host = args.host
+    if getattr(args, "port", None):
+        settings.port = args.port
+    if getattr(args, "no_tls", False):
+        settings.tls = False
+    return settings
+
+
+def cmd_agent_add(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        svc = await build_services(settings_from(args))
+        try:
+            agent, password = await svc.accounts.add_agent(
+                args.name, role="admin" if args.admin else "agent"
+            )
+        except ApiError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await svc.engine.dispose()
+        print(f"agent {agent.name} added; password (shown once): {password}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_partner_add(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        svc = await build_services(settings_from(args))
+        try:
+            partner_id, key = await svc.accounts.add_partner(args.name)
+        except ApiError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await svc.engine.dispose()
+        print(f"partner {args.name} ({partner_id}) added; API key (shown once): {key}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_recording_export(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        svc = await build_services(settings_from(args))
+        try:
+            rows = [r for r in await svc.evidence.list(args.case_id) if r.kind == "recording"]
+            if not rows:
+                print(f"error: case {args.case_id} has no recording", file=sys.stderr)
+                return 1
+            with open(args.output, "wb") as out:
+                for chunk in svc.evidence.iter_plain(rows[-1]):
+                    out.write(chunk)
+        finally:
+            await svc.engine.dispose()
+        print(f"recording of case {args.case_id} written to {args.output}")
+        return 0
+
+    return asyncio.run(run())
+
+
+async def first_start(svc: Services) -> list[str]:
+    """Create the admin agent and a demo partner on an empty database."""
+    lines = []
+    if await svc.accounts.count_agents() == 0:
+        agent, password = await svc.accounts.add_agent("admin", role="admin")
+        lines.append(f"admin agent created: name {agent.name}, password {password}")
+        lines.append("  (shown once; add agents with `identdesk agent add NAME`)")
+    if await svc.accounts.count_partners() == 0:
+        partner_id, key = await svc.accounts.add_partner("demo")
+        lines.append(f"demo partner created: API key {key}")
+        lines.append("  (shown once; add partners with `identdesk partner add NAME`)")
+    return lines
+
+
+def banner(settings: Settings, ca: Path | None) -> list[str]:
+    scheme = settings.scheme
+    port = settings.port
+    hosts = lan_addresses() if settings.host in ("0.0.0.0", "::") else [settings.host]
+    lines = ["identdesk is running:"]
+    for host in hosts:
+        lines.append(f"  phone page:    {scheme}://{host}:{port}/phone/")
+        lines.append(f"  agent console: {scheme}://{host}:{port}/agent/")
+    if ca is not None:
+        lines.append(f"To trust this server on a phone, install the local CA {ca}:")
+        lines.append(f"  open {scheme}://{hosts[-1]}:{port}/ca.pem on the phone, accept the")
+        lines.append("  warning once, install the profile/certificate (README: 'From a phone').")
+    lines.append(f"Service hours: {settings.service_hours.describe()}")
+    return lines
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def run() -> None:
+        ssl_context = None
+        ca = None
+        if settings.tls:
+            if settings.tls_cert and settings.tls_key:
+                cert, key = settings.tls_cert, settings.tls_key
+            else:
+                ca, cert, key = ensure_certificates(settings.certs_dir)
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(cert, key)
+        svc = await build_services(settings)
+        notes = await first_start(svc)
+        app = await create_app(settings, svc)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
+        await site.start()
+        for line in notes + banner(settings, ca):
+            print(line, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,291 @@
+"""Build the MRZ glyph classifier from rendered OCR-B (a developer tool).
+
+Run `python -m media.mrz_glyphs` to regenerate `media/mrz_model.py`. It needs
+Pillow and the OCR-B font of the Debian package fonts-ocr-b; the reader itself
+needs neither, it only decodes the generated file. Synthetic MRZ blocks are
+rendered, degraded like phone photos and scans (rotation, low resolution, blur,
+noise, JPEG, stroke weight), and cut by the reader's own line code, so the
+classifier learns exactly the crops it will see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from media.mrz import ALPHABET
+from media.mrz_reader import (
+    GLYPH_H,
+    GLYPH_W,
+    Line,
+    _straighten,
+    cut_line,
+    ink_map,
+    warp_strip,
+)
+
+logger = logging.getLogger(__name__)
+
+FONT = "/usr/share/fonts/opentype/ocr-b/OCRB.otf"
+MODEL_FILE = Path(__file__).with_name("mrz_model.py")
+TEMPLATE_CAP = 40  # cap height of the glyph templates shipped for tests
+
+
+def random_text(rng: np.random.Generator, count: int) -> str:
+    """A line of random MRZ characters with filler runs, as real lines have."""
+    chars = []
+    while len(chars) < count:
+        if rng.random() < 0.04:
+            chars.extend("<" * int(rng.integers(2, 12)))
+        else:
+            chars.append(ALPHABET[int(rng.integers(0, len(ALPHABET)))])
+    return "".join(chars[:count])
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    base = rng.uniform(150, 255, 3)
+    img = np.ones((h, w, 3), np.float32) * base
+    if rng.random() < 0.6:
+        # guilloche-like fine waves, as printed behind many MRZs
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        f = rng.uniform(0.02, 0.15)
+        wave = np.sin(xx * f + np.sin(yy * f * 0.7) * rng.uniform(1, 6))
+        img += (wave[..., None] * rng.uniform(5, 35, 3)).astype(np.float32)
+    if rng.random() < 0.5:
+        g = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 25)
+        img += (g / (np.abs(g).max() + 1e-6))[..., None] * rng.uniform(5, 40)
+    return img
+
+
+def render_block(
+    rng: np.random.Generator, texts: list[str]
+) -> tuple[np.ndarray, list[Line]]:
+    """A gray image of MRZ lines and each line's axis, in image pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = int(rng.integers(34, 56))
+    font = ImageFont.truetype(FONT, size)
+    left, top, right, bottom = font.getbbox("A")
+    cap = bottom - top
+    spacing = cap * rng.uniform(1.5, 2.1)
+    width = int(font.getlength(texts[0])) + 4 * cap
+    height = int(spacing * len(texts) + 4 * cap)
+    img = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(img)
+    lines = []
+    for i, text in enumerate(texts):
+        x, y = 2 * cap, int(2 * cap + i * spacing)
+        draw.text((x, y), text, font=font, fill=0)
+        bx0, by0, bx1, by1 = draw.textbbox((x, y), text, font=font)
+        mid = y + (top + bottom) / 2
+        lines.append(Line((float(bx0), mid), (float(bx1), mid), float(cap)))
+    text_mask = 255 - np.asarray(img)
+
+    # stroke weight as printers and scanners vary it
+    k = int(rng.integers(-2, 3))
+    if k > 0:
+        text_mask = cv2.dilate(text_mask, np.ones((k + 1, k + 1), np.uint8))
+    elif k < 0:
+        text_mask = cv2.erode(text_mask, np.ones((-k + 1, -k + 1), np.uint8))
+
+    bg = _background(rng, height, width)
+    ink = rng.uniform(0, 90, 3)
+    alpha = (text_mask.astype(np.float32) / 255)[..., None] * rng.uniform(0.75, 1.0)
+    color = bg * (1 - alpha) + ink * alpha
+    gray = cv2.cvtColor(np.clip(color, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+    return gray, lines
+
+
+def degrade(
+    rng: np.random.Generator, gray: np.ndarray, lines: list[Line]
+) -> tuple[np.ndarray, list[Line]]:
+    """Rotate, shrink, blur, add noise and JPEG; the lines follow."""
+    h, w = gray.shape
+    angle = rng.uniform(-4, 4)
+    target_cap = rng.uniform(7, 30)
+    scale = target_cap / lines[0].height
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m[:, 2] += (np.array([w, h]) * scale - np.array([w, h])) / 2
+    out_size = (int(w * scale) + 2, int(h * scale) + 2)
+    img = cv2.warpAffine(
+        gray, m, out_size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    )
+
+    def move(p: tuple[float, float]) -> tuple[float, float]:
+        q = m @ np.array([p[0], p[1], 1.0])
+        return float(q[0]), float(q[1])
+
+    moved = [Line(move(ln.p0), move(ln.p1), ln.height * scale) for ln in lines]
+    sigma = rng.uniform(0, 1.3)
+    if sigma > 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    noise = rng.normal(0, rng.uniform(0, 12), img.shape)
+    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        quality = int(rng.integers(30, 95))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return img, moved
+
+
+def _jitter(rng: np.random.Generator, line: Line) -> Line:
+    """The line as the detector might estimate it: ends and height a bit off."""
+    h = line.height
+    u = line.unit
+    v = np.array([-u[1], u[0]])
+
+    def shake(p: tuple[float, float]) -> tuple[float, float]:
+        q = (
+            np.asarray(p)
+            + u * rng.uniform(-0.6, 0.6) * h
+            + v * rng.uniform(-0.3, 0.3) * h
+        )
+        return float(q[0]), float(q[1])
+
+    return Line(shake(line.p0), shake(line.p1), h * rng.uniform(0.8, 1.3))
+
+
+def make_samples(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Glyph crops and labels from `count` rendered MRZ blocks."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for _ in range(count):
+        n, rows = [(30, 3), (36, 2), (44, 2)][int(rng.integers(0, 3))]
+        texts = [random_text(rng, n) for _ in range(rows)]
+        gray, lines = degrade(rng, *render_block(rng, texts))
+        for text, line in zip(texts, lines, strict=True):
+            fixed = _straighten(gray, _jitter(rng, line))
+            if fixed is None:
+                continue
+            cut = cut_line(ink_map(warp_strip(gray, *fixed)), n, (n,))
+            if cut is None:
+                continue
+            xs.append(cut[0])
+            ys.extend(ALPHABET.index(c) for c in text)
+    return np.concatenate(xs), np.asarray(ys)
+
+
+def train(x: np.ndarray, y: np.ndarray, hidden: int = 192, epochs: int = 24) -> dict:
+    """A one-hidden-layer network, trained with Adam on softmax cross-entropy."""
+    rng = np.random.default_rng(0)
+    x = x.reshape(len(x), -1).astype(np.float32)
+    mean = x.mean(axis=0)
+    x = x - mean
+    classes = len(ALPHABET)
+    params = {
+        "w1": rng.normal(0, np.sqrt(2 / x.shape[1]), (x.shape[1], hidden)),
+        "b1": np.zeros(hidden),
+        "w2": rng.normal(0, np.sqrt(2 / hidden), (hidden, classes)),
+        "b2": np.zeros(classes),
+    }
+    params = {k: v.astype(np.float32) for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    s = {k: np.zeros_like(v) for k, v in params.items()}
+    step, lr, batch = 0, 2e-3, 256
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            xb, yb = x[idx], y[idx]
+            h = np.maximum(xb @ params["w1"] + params["b1"], 0)
+            z = h @ params["w2"] + params["b2"]
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(yb)), yb] -= 1
+            dz = p / len(yb)
+            dh = (dz @ params["w2"].T) * (h > 0)
+            grads = {
+                "w2": h.T @ dz + 1e-4 * params["w2"],
+                "b2": dz.sum(axis=0),
+                "w1": xb.T @ dh + 1e-4 * params["w1"],
+                "b1": dh.sum(axis=0),
+            }
+            step += 1
+            for k, g in grads.items():
+                m[k] = 0.9 * m[k] + 0.1 * g
+                s[k] = 0.999 * s[k] + 0.001 * g * g
+                mh = m[k] / (1 - 0.9**step)
+                sh = s[k] / (1 - 0.999**step)
+                params[k] -= lr * mh / (np.sqrt(sh) + 1e-8)
+        if epoch == epochs * 2 // 3:
+            lr /= 4
+        logger.info("epoch %d done", epoch)
+    params["mean"] = mean
+    return params
+
+
+def templates() -> np.ndarray:
+    """Clean glyph bitmaps (ink = 255) of every MRZ character, for test images."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(FONT, int(TEMPLATE_CAP * 40 / 29))
+    pitch = int(round(font.getlength("A")))
+    height = int(TEMPLATE_CAP * 1.6)
+    out = np.zeros((len(ALPHABET), height, pitch), np.uint8)
+    top = font.getbbox("A")[1]
+    for i, c in enumerate(ALPHABET):
+        img = Image.new("L", (pitch, height), 0)
+        ImageDraw.Draw(img).text(
+            (0, (height - TEMPLATE_CAP) / 2 - top), c, font=font, fill=255
+        )
+        out[i] = np.asarray(img)
+    return out
+
+
+def encode(params: dict) -> str:
+    """The weights as int8 with a per-matrix scale, compressed, in base64."""
+    arrays = {}
+    for name in ("w1", "w2"):
+        w = params[name]
+        scale = float(np.abs(w).max() / 127)
+        arrays[name] = np.round(w / scale).astype(np.int8)
+        arrays[name + "_scale"] = np.float32(scale)
+    arrays["b1"] = params["b1"].astype(np.float16)
+    arrays["b2"] = params["b2"].astype(np.float16)
+    arrays["mean"] = params["mean"].astype(np.float16)
+    arrays["templates"] = templates()
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def write_model(text: str, path: Path = MODEL_FILE) -> None:
+    chunks = [text[i : i + 76] for i in range(0, len(text), 76)]
+    body = "\n".join(f'    "{c}"' for c in chunks)
+    path.write_text(
+        '"""Generated by `python -m media.mrz_glyphs`; do not edit."""\n\n'
+        "# fmt: off\n"
+        f"WEIGHTS = (\n{body}\n)\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.perf_counter()
+    x, y = make_samples(args.blocks, args.seed)
+    logger.info("%d samples in %.1f s", len(x), time.perf_counter() - t0)
+    xv, yv = make_samples(150, args.seed + 1000)
+    params = train(x, y)
+    from media.mrz_reader import classify
+
+    model = {k: v.astype(np.float32) for k, v in params.items()}
+    acc = (classify(xv, model).argmax(axis=1) == yv).mean()
+    logger.info("held-out glyph accuracy %.4f", acc)
+    write_model(encode(params))
+    logger.info("wrote %s", MODEL_FILE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,737 @@
+"""Synthetic specimen documents and a phone-camera video renderer for tests and QA.
+
+Everything here is fictional: the specimen identity (MUSTERMANN ERIKA, issuing state
+UTO, the ICAO example state), the drawn portrait and the hologram patch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# ID-1 is 85.60 x 53.98 mm, a TD3 data page 125 x 88 mm (ISO/IEC 7810, ICAO 9303).
+# 300 dpi is 11.811 px/mm.
+ID1_MM = (85.60, 53.98)
+TD3_MM = (125.0, 88.0)
+ID1_PX = (1011, 638)
+TD3_PX = (1476, 1039)
+OCRB_PATHS = (
+    "/usr/share/fonts/opentype/ocr-b/OCRB.otf",
+    "/usr/share/fonts/truetype/ocr-b/OCRB.ttf",
+)
+ATTACKS = ("none", "flat", "screen")
+
+
+@dataclass
+class SpecimenDocument:
+    """A drawn document: the image and where its parts are, in image pixels."""
+
+    kind: str  # "id1" or "td3"
+    image: np.ndarray
+    mrz: list[str]
+    portrait: tuple[int, int, int, int]  # x, y, w, h
+    holograms: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    @property
+    def size_mm(self) -> tuple[float, float]:
+        return ID1_MM if self.kind == "id1" else TD3_MM
+
+
+# --- MRZ text ----------------------------------------------------------------
+
+
+def _check_digit(text: str) -> str:
+    weights = (7, 3, 1)
+    total = 0
+    for i, ch in enumerate(text):
+        if ch.isdigit():
+            value = int(ch)
+        elif ch.isalpha():
+            value = ord(ch) - 55
+        else:
+            value = 0
+        total += value * weights[i % 3]
+    return str(total % 10)
+
+
+def specimen_mrz(kind: str) -> list[str]:
+    """The specimen MRZ lines (TD1 for id1, TD3 for td3) with correct check digits."""
+    number, birth, expiry = "L01X00T47", "830812", "341031"
+    if kind == "id1":
+        line1 = f"I<UTO{number}{_check_digit(number)}".ljust(30, "<")
+        line2 = (
+            f"{birth}{_check_digit(birth)}F{expiry}{_check_digit(expiry)}UTO"
+        ).ljust(29, "<")
+        composite = line1[5:30] + line2[0:7] + line2[8:15] + line2[18:29]
+        line2 += _check_digit(composite)
+        line3 = "MUSTERMANN<<ERIKA".ljust(30, "<")
+        return [line1, line2, line3]
+    line1 = "P<UTOMUSTERMANN<<ERIKA".ljust(44, "<")
+    personal = "<" * 14
+    line2 = (
+        f"{number}{_check_digit(number)}UTO{birth}{_check_digit(birth)}F"
+        f"{expiry}{_check_digit(expiry)}{personal}{_check_digit(personal)}"
+    )
+    composite = line2[0:10] + line2[13:20] + line2[21:43]
+    return [line1, line2 + _check_digit(composite)]
+
+
+# --- drawing -----------------------------------------------------------------
+
+
+class _Text:
+    """Text drawing: OCR-B through OpenCV's font engine when present, else Hershey."""
+
+    def __init__(self) -> None:
+        self.ocrb = None
+        face_cls = getattr(cv2, "FontFace", None)
+        for path in OCRB_PATHS:
+            if face_cls is not None and Path(path).exists():
+                self.ocrb = face_cls(path)
+                break
+
+    def mrz(self, img: np.ndarray, text: str, org: tuple[int, int], width: int) -> None:
+        if self.ocrb is not None:
+            # OCR-B advance is 0.747 of the size in pixels (measured)
+            size = int(width / (len(text) * 0.75))
+            cv2.putText(img, text, org, (20, 20, 20), self.ocrb, size)
+            return
+        scale = width / (len(text) * 20.0)
+        cv2.putText(
+            img,
+            text,
+            org,
+            cv2.FONT_HERSHEY_PLAIN,
+            scale * 1.4,
+            (20, 20, 20),
+            2,
+            cv2.LINE_AA,
+        )
+
+    @staticmethod
+    def label(
+        img: np.ndarray,
+        text: str,
+        org: tuple[int, int],
+        scale: float,
+        color: tuple[int, int, int] = (40, 40, 40),
+        thick: int = 1,
+    ) -> None:
+        cv2.putText(
+            img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, thick, cv2.LINE_AA
+        )
+
+
+def _guilloche(img: np.ndarray, rng: np.random.Generator) -> None:
+    h, w = img.shape[:2]
+    xs = np.arange(0, w, 3)
+    for k in range(14):
+        amp = rng.uniform(6, 22)
+        period = rng.uniform(80, 260)
+        phase = rng.uniform(0, 2 * np.pi)
+        y0 = (k + 0.5) * h / 14
+        ys = y0 + amp * np.sin(xs / period * 2 * np.pi + phase)
+        pts = np.stack([xs, ys], axis=1).astype(np.int32)
+        color = tuple(int(c) for c in rng.integers(150, 215, 3))
+        cv2.polylines(img, [pts], False, color, 1, cv2.LINE_AA)
+
+
+def draw_portrait(img: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+    """A shaded, face-like drawing (no real person) with eyes, brows, nose, mouth."""
+    x, y, w, h = rect
+    roi = img[y : y + h, x : x + w]
+    roi[:] = (205, 200, 195)
+    cx, cy = w // 2, int(h * 0.47)
+    fw, fh = int(w * 0.30), int(h * 0.30)
+
+    # hair, neck and shoulders, then the face
+    cv2.ellipse(
+        roi,
+        (cx, cy - fh // 5),
+        (int(fw * 1.2), int(fh * 1.15)),
+        0,
+        0,
+        360,
+        (40, 50, 70),
+        -1,
+        cv2.LINE_AA,
+    )
+    cv2.rectangle(
+        roi,
+        (cx - fw // 3, cy + fh // 2),
+        (cx + fw // 3, cy + fh + 20),
+        (120, 150, 190),
+        -1,
+    )
+    cv2.ellipse(
+        roi,
+        (cx, h),
+        (int(w * 0.48), int(h * 0.22)),
+        0,
+        180,
+        360,
+        (90, 70, 60),
+        -1,
+        cv2.LINE_AA,
+    )
+    face = np.zeros(roi.shape[:2], np.float32)
+    cv2.ellipse(face, (cx, cy), (fw, fh), 0, 0, 360, 1.0, -1, cv2.LINE_AA)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 1.0 - 0.25 * ((xx - cx) / fw) ** 2 - 0.15 * ((yy - cy) / fh) ** 2
+    skin = np.array([140, 170, 215], np.float32)
+    face_img = (skin[None, None, :] * shade[..., None]).clip(0, 255)
+    roi[:] = (roi * (1 - face[..., None]) + face_img * face[..., None]).astype(np.uint8)
+
+    # features, proportions of an average adult face
+    ex, ey = int(fw * 0.42), cy - int(fh * 0.12)
+    ew, eh = max(3, int(fw * 0.2)), max(2, int(fh * 0.08))
+    for sx in (-1, 1):
+        cv2.ellipse(
+            roi,
+            (cx + sx * ex, ey - int(fh * 0.2)),
+            (ew + 4, eh // 2 + 2),
+            0,
+            190,
+            350,
+            (40, 45, 60),
+            max(2, eh // 2),
+            cv2.LINE_AA,
+        )
+        cv2.ellipse(
+            roi,
+            (cx + sx * ex, ey),
+            (ew, eh),
+            0,
+            0,
+            360,
+            (235, 235, 235),
+            -1,
+            cv2.LINE_AA,
+        )
+        cv2.circle(
+            roi, (cx + sx * ex, ey), max(2, eh - 1), (50, 40, 30), -1, cv2.LINE_AA
+        )
+        cv2.ellipse(
+            roi,
+            (cx + sx * ex, ey),
+            (ew + 3, eh + 6),
+            0,
+            0,
+            360,
+            (100, 120, 160),
+            2,
+            cv2.LINE_AA,
+        )
+    nose = np.array(
+        [[cx, ey + 4], [cx - fw // 7, cy + fh // 4], [cx + fw // 7, cy + fh // 4]],
+        np.int32,
+    )
+    cv2.fillPoly(roi, [nose], (115, 140, 185), cv2.LINE_AA)
+    cv2.ellipse(
+        roi,
+        (cx, cy + int(fh * 0.52)),
+        (int(fw * 0.38), int(fh * 0.1)),
+        0,
+        0,
+        180,
+        (70, 70, 150),
+        -1,
+        cv2.LINE_AA,
+    )
+    roi[:] = cv2.GaussianBlur(roi, (0, 0), max(1.0, w / 180))
+
+
+def _hologram_print(img: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+    """The dull, silvery look of a diffractive patch under diffuse light."""
+    x, y, w, h = rect
+    roi = img[y : y + h, x : x + w]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(xx - w / 2, yy - h / 2)
+    rings = 0.5 + 0.5 * np.sin(r / 5.0) * np.cos(np.arctan2(yy - h / 2, xx - w / 2) * 6)
+    base = 170 + 40 * rings
+    roi[:] = (0.35 * roi + 0.65 * base[..., None]).astype(np.uint8)
+    cv2.ellipse(
+        roi,
+        (w // 2, h // 2),
+        (w // 3, h // 3),
+        0,
+        0,
+        360,
+        (150, 150, 150),
+        2,
+        cv2.LINE_AA,
+    )
+    cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), (160, 160, 160), 1)
+
+
+def draw_document(kind: str = "id1", seed: int = 0) -> SpecimenDocument:
+    """Draw a fictional specimen ID-1 card or TD3 passport data page at 300 dpi."""
+    if kind not in ("id1", "td3"):
+        raise ValueError(f"unknown document kind {kind!r}: use 'id1' or 'td3'")
+    rng = np.random.default_rng(seed)
+    w, h = ID1_PX if kind == "id1" else TD3_PX
+    u = w / 1011  # layout unit: pixels of the ID-1 layout
+    img = np.zeros((h, w, 3), np.uint8)
+    tint = np.array(
+        [rng.uniform(200, 235), rng.uniform(215, 240), rng.uniform(215, 240)]
+    )
+    grad = np.linspace(0.92, 1.04, w, dtype=np.float32)[None, :, None]
+    img[:] = np.clip(tint[None, None, :] * grad, 0, 255).astype(np.uint8)
+    _guilloche(img, rng)
+    text = _Text()
+
+    # header band
+    title = "SPECIMEN IDENTITY CARD" if kind == "id1" else "SPECIMEN PASSPORT"
+    cv2.rectangle(
+        img,
+        (int(18 * u), int(14 * u)),
+        (w - int(18 * u), int(70 * u)),
+        (120, 90, 60),
+        -1,
+    )
+    text.label(
+        img,
+        "UTOPIA  -  " + title,
+        (int(30 * u), int(48 * u)),
+        1.1 * u,
+        (245, 245, 245),
+        max(1, int(2 * u)),
+    )
+
+    # portrait, fields and hologram; the MRZ takes the bottom
+    mrz = specimen_mrz(kind)
+    mrz_h = int(h * (0.30 if kind == "id1" else 0.17))
+    top = int(95 * u)
+    portrait = (int(35 * u), top, int(250 * u), int((h - mrz_h - top) * 0.95))
+    draw_portrait(img, portrait)
+    fx = portrait[0] + portrait[2] + int(30 * u)
+    fields = [
+        ("Name / Surname", "MUSTERMANN"),
+        ("Vornamen / Given names", "ERIKA"),
+        ("Geburtstag / Date of birth", "12.08.1983"),
+        ("Gueltig bis / Date of expiry", "31.10.2034"),
+        ("Dokumentnummer / Document no.", "L01X00T47"),
+    ]
+    step = (h - mrz_h - top) / (len(fields) + 0.5)
+    for i, (label, value) in enumerate(fields):
+        y0 = int(top + 25 * u + i * step)
+        text.label(img, label, (fx, y0), 0.5 * u, (90, 70, 60))
+        text.label(
+            img,
+            value,
+            (fx, int(y0 + 32 * u)),
+            0.95 * u,
+            (30, 30, 30),
+            max(1, int(2 * u)),
+        )
+    hw = int(w * 0.25)
+    holo = (w - hw - int(30 * u), top + int(10 * u), hw, int((h - mrz_h - top) * 0.8))
+    _hologram_print(img, holo)
+
+    # MRZ, OCR-B, bottom aligned
+    line_h = mrz_h / (len(mrz) + 0.4)
+    for i, line in enumerate(mrz):
+        yb = int(h - mrz_h + (i + 1) * line_h)
+        text.mrz(img, line, (int(30 * u), yb), w - int(60 * u))
+    return SpecimenDocument(kind, img, mrz, portrait, [holo])
+
+
+def document_from_image(image: np.ndarray, kind: str | None = None) -> SpecimenDocument:
+    """Wrap a specimen photo/scan for rendering; the hologram patch is assumed where
+    ID cards and passports commonly carry one (right half, middle)."""
+    h, w = image.shape[:2]
+    if kind is None:
+        kind = "id1" if w / h > 1.5 else "td3"
+    target = ID1_PX if kind == "id1" else TD3_PX
+    img = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+    tw, th = target
+    holo = (int(tw * 0.66), int(th * 0.22), int(tw * 0.24), int(th * 0.36))
+    return SpecimenDocument(kind, img, [], (0, 0, 0, 0), [holo])
+
+
+# --- scenes ------------------------------------------------------------------
+
+
+@dataclass
+class RenderedVideo:
+    """Frames (BGR uint8), their times, which frames were lit, true corners per frame."""
+
+    frames: list[np.ndarray]
+    times: list[float]
+    lit: list[bool]
+    corners: list[np.ndarray]  # (4, 2) float32: TL, TR, BR, BL of the document
+    fps: float
+    attack: str
+    kind: str
+
+
+def _busy_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
+    """A desk-like clutter: wood or cloth texture with shapes, lines and print."""
+    base = rng.integers(40, 170, 3).astype(np.float32)
+    noise = rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32)
+    noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
+    grain = np.sin(np.linspace(0, rng.uniform(20, 60), w, dtype=np.float32))[None, :]
+    tex = base[None, None, :] * (1 + 0.12 * noise[..., None] + 0.06 * grain[..., None])
+    bg = np.clip(tex, 0, 255).astype(np.uint8)
+    for _ in range(int(rng.integers(10, 25))):
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = rng.integers(0, 4)
+        p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        if shape == 0:
+            q = (
+                p[0] + int(rng.integers(-300, 300)),
+                p[1] + int(rng.integers(-200, 200)),
+            )
+            cv2.rectangle(bg, p, q, color, -1)
+        elif shape == 1:
+            cv2.circle(bg, p, int(rng.integers(10, 120)), color, -1, cv2.LINE_AA)
+        elif shape == 2:
+            q = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.line(bg, p, q, color, int(rng.integers(1, 6)), cv2.LINE_AA)
+        else:
+            cv2.putText(
+                bg,
+                "LOREM IPSUM 42",
+                p,
+                cv2.FONT_HERSHEY_SIMPLEX,
+                float(rng.uniform(0.6, 2.0)),
+                color,
+                2,
+                cv2.LINE_AA,
+            )
+    return cv2.GaussianBlur(bg, (0, 0), 1.2)
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    cp, sp = math.cos(pitch), math.sin(pitch)
+    cr, sr = math.cos(roll), math.sin(roll)
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+@dataclass
+class _Pose:
+    yaw: float
+    pitch: float
+    roll: float
+    t: np.ndarray  # mm, camera frame
+
+
+def _project(
+    pose: _Pose,
+    size_mm: tuple[float, float],
+    f: float,
+    cx: float,
+    cy: float,
+    pts_mm: np.ndarray,
+) -> np.ndarray:
+    rot = _rotation(pose.yaw, pose.pitch, pose.roll)
+    centred = pts_mm - np.array([size_mm[0] / 2, size_mm[1] / 2, 0])
+    cam = centred @ rot.T + pose.t
+    return np.stack([f * cam[:, 0] / cam[:, 2] + cx, f * cam[:, 1] / cam[:, 2] + cy], 1)
+
+
+def _glare_point(pose: _Pose, size_mm: tuple[float, float]) -> tuple[float, float]:
+    """Where the torch (beside the lens) mirrors into the lens, in document mm."""
+    rot = _rotation(pose.yaw, pose.pitch, pose.roll)
+    normal = rot[:, 2]
+    # the foot of the perpendicular from the camera onto the document plane
+    foot = normal * float(normal @ pose.t)
+    local = rot.T @ (foot - pose.t)
+    return local[0] + size_mm[0] / 2, local[1] + size_mm[1] / 2
+
+
+def _hologram_layer(
+    doc: SpecimenDocument,
+    img: np.ndarray,
+    pose: _Pose,
+    lit: bool,
+    t: float,
+    glare_mm: tuple[float, float],
+) -> None:
+    """Diffractive response: hue depends on angle and light; a specular spot moves
+    with the tilt, strong only under the torch."""
+    px_per_mm = img.shape[1] / doc.size_mm[0]
+    for x, y, w, h in doc.holograms:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle = pose.yaw * 2.2 + pose.pitch * 1.7
+        hue = (xx / w * 70 + yy / h * 40 + math.degrees(angle) * 3.0 + 30) % 180
+        sat = np.full_like(hue, 230 if lit else 60)
+        val = np.full_like(hue, 245 if lit else 200)
+        hsv = np.stack([hue, sat, val], -1).astype(np.uint8)
+        rainbow = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR).astype(np.float32)
+        roi = img[y : y + h, x : x + w].astype(np.float32)
+        mix = 0.75 if lit else 0.3
+        out = roi * (1 - mix) + rainbow * mix
+
+        # specular spot: follows the tilt (and, under the torch, the mirror point)
+        sx = w * (0.5 + 1.2 * math.sin(pose.yaw * 3))
+        sy = h * (0.5 + 1.2 * math.sin(pose.pitch * 3))
+        if lit:
+            sx = 0.5 * sx + 0.5 * (glare_mm[0] * px_per_mm - x)
+            sy = 0.5 * sy + 0.5 * (glare_mm[1] * px_per_mm - y)
+        spot = np.exp(-((xx - sx) ** 2 + (yy - sy) ** 2) / (2 * (0.12 * w) ** 2))
+        out += spot[..., None] * (160 if lit else 25)
+        img[y : y + h, x : x + w] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+class SceneRenderer:
+    """Renders one phone-camera scene of a document, frame by frame."""
+
+    def __init__(
+        self,
+        doc: SpecimenDocument,
+        *,
+        width: int = 1280,
+        height: int = 720,
+        seed: int = 0,
+        attack: str = "none",
+        partial: bool = False,
+        motion: float = 1.0,
+    ) -> None:
+        if attack not in ATTACKS:
+            raise ValueError(f"unknown attack {attack!r}: use one of {ATTACKS}")
+        self.doc, self.w, self.h, self.attack = doc, width, height, attack
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+        self.f = 0.8 * width  # about 65 degrees horizontal field of view
+        fill = rng.uniform(0.45, 0.8)
+        self.z = self.f * doc.size_mm[0] / (fill * width)
+        self.motion = motion
+        self.phase = rng.uniform(0, 2 * np.pi, 6)
+        self.base = rng.uniform(-1, 1, 6) * np.array([0.25, 0.25, 0.3, 8, 6, 0.05])
+        if partial:
+            # push one short side 5-15 % of the width out of the frame
+            frame_half = width / 2 * self.z / self.f
+            out = (
+                frame_half
+                - doc.size_mm[0] / 2
+                + rng.uniform(0.05, 0.15) * doc.size_mm[0]
+            )
+            self.base[3] = rng.choice([-1, 1]) * out
+        self.bg = _busy_background(width + 200, height + 200, rng)
+        self.ambient = rng.uniform(0.75, 1.05)
+        self.blur = rng.uniform(0.3, 1.3)
+        self.noise = rng.uniform(1.5, 5.0)
+        self.jpeg = int(rng.integers(55, 90))
+        self.flat_copy = self._flat_copy() if attack == "flat" else None
+        # a screen replays a recording with its own, different torch pattern
+        self.replay_shift = rng.uniform(0.3, 1.7)
+
+    def _flat_copy(self) -> np.ndarray:
+        """A colour print of the document photographed under the torch once: the
+        hologram's colours are frozen into ink."""
+        img = self.doc.image.copy()
+        pose = _Pose(0.1, -0.05, 0, np.array([0, 0, self.z]))
+        _hologram_layer(self.doc, img, pose, True, 0.0, (-999, -999))
+        return (img.astype(np.float32) * 0.9).astype(np.uint8)
+
+    def pose(self, t: float) -> _Pose:
+        ph, b, m = self.phase, self.base, self.motion
+        yaw = b[0] + m * 0.18 * math.sin(1.3 * t + ph[0])
+        pitch = b[1] + m * 0.15 * math.sin(1.1 * t + ph[1])
+        roll = b[2] + m * 0.06 * math.sin(0.7 * t + ph[2])
+        tx = b[3] + m * 6 * math.sin(0.9 * t + ph[3])
+        ty = b[4] + m * 5 * math.sin(0.8 * t + ph[4])
+        tz = self.z * (1 + b[5] + m * 0.05 * math.sin(0.6 * t + ph[5]))
+        return _Pose(yaw, pitch, roll, np.array([tx, ty, tz]))
+
+    def _doc_appearance(self, pose: _Pose, lit: bool, t: float) -> np.ndarray:
+        doc = self.doc
+        size = doc.size_mm
+        if self.flat_copy is not None:
+            img = self.flat_copy.astype(np.float32)
+        else:
+            img = doc.image.copy()
+            glare = _glare_point(pose, size)
+            _hologram_layer(doc, img, pose, lit, t, glare)
+            img = img.astype(np.float32)
+        gain = self.ambient * (1.35 if lit else 1.0)
+        img *= gain
+        if lit and self.attack != "screen":
+            h, w = img.shape[:2]
+            gx, gy = _glare_point(pose, size)
+            px = w / size[0]
+            yy, xx = np.mgrid[0:h:4, 0:w:4].astype(np.float32)
+            d2 = (xx - gx * px) ** 2 + (yy - gy * px) ** 2
+            if self.attack == "flat":
+                # matte paper: broad diffuse brightening, no specular spot
+                spot = 40 * np.exp(-d2 / (2 * (0.6 * w) ** 2))
+            else:
+                spot = 110 * np.exp(-d2 / (2 * (0.07 * w) ** 2))
+            img += cv2.resize(spot, (w, h))[..., None]
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def _screen_effects(self, img: np.ndarray, t: float) -> np.ndarray:
+        h, w = img.shape[:2]
+        yy = np.arange(h, dtype=np.float32)[:, None]
+        xx = np.arange(w, dtype=np.float32)[None, :]
+        moire = 0.08 * np.sin(xx * 0.9 + yy * 0.35) + 0.05 * np.sin(yy * 1.7)
+        band = 0.12 * np.sin(yy / h * 2 * np.pi * 1.5 - t * 9.0)
+        out = img.astype(np.float32) * (1 + moire + band)[..., None]
+        out = out * np.array([1.05, 1.0, 0.9])  # cold backlight
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    def frame(self, t: float, lit: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One camera frame at time t and the document's true corners in it."""
+        pose = self.pose(t)
+        if self.attack == "screen":
+            # replayed footage: its lighting followed someone else's pattern
+            replay_lit = math.sin(t * 2.3 + self.replay_shift * 5) > 0.2
+            doc_img = self._doc_appearance(pose, replay_lit, t)
+            doc_img = self._screen_effects(doc_img, t)
+        else:
+            doc_img = self._doc_appearance(pose, lit, t)
+        dh, dw = doc_img.shape[:2]
+        wmm, hmm = self.doc.size_mm
+        corners_mm = np.array([[0, 0, 0], [wmm, 0, 0], [wmm, hmm, 0], [0, hmm, 0]])
+        corners = _project(
+            pose, self.doc.size_mm, self.f, self.w / 2, self.h / 2, corners_mm
+        ).astype(np.float32)
+        src = np.array([[0, 0], [dw, 0], [dw, dh], [0, dh]], np.float32)
+        hom = cv2.getPerspectiveTransform(src, corners)
+
+        # background moves with the camera; the torch lights the far desk less
+        ox = int(100 + np.clip(pose.t[0] * 2, -100, 100))
+        oy = int(100 + np.clip(pose.t[1] * 2, -100, 100))
+        bg = self.bg[oy : oy + self.h, ox : ox + self.w].astype(np.float32)
+        bg *= self.ambient * (1.08 if lit and self.attack != "screen" else 1.0)
+        frame = np.clip(bg, 0, 255).astype(np.uint8)
+        cv2.warpPerspective(
+            doc_img,
+            hom,
+            (self.w, self.h),
+            dst=frame,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_TRANSPARENT,
+        )
+
+        # camera: defocus, sensor noise, compression
+        frame = cv2.GaussianBlur(frame, (0, 0), self.blur)
+        noise = np.empty(frame.shape, np.int16)
+        cv2.randn(noise, 0, self.noise)
+        frame = cv2.add(frame, noise, dtype=cv2.CV_8U)
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg])
+        frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return frame, corners
+
+
+def parse_intervals(text: str) -> list[tuple[float, float]]:
+    """'0.5-1.2,2-3' -> [(0.5, 1.2), (2.0, 3.0)]; ValueError quotes bad input."""
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            a, b = (float(v) for v in part.split("-"))
+        except ValueError:
+            raise ValueError(f"bad interval {part!r}: expected START-END") from None
+        if b <= a:
+            raise ValueError(f"bad interval {part!r}: END must be after START")
+        out.append((a, b))
+    return out
+
+
+def lit_at(t: float, torch_on: Sequence[tuple[float, float]]) -> bool:
+    return any(a <= t < b for a, b in torch_on)
+
+
+def render_video(
+    doc: SpecimenDocument,
+    *,
+    seconds: float = 4.0,
+    fps: float = 30.0,
+    width: int = 1280,
+    height: int = 720,
+    attack: str = "none",
+    torch_on: Sequence[tuple[float, float]] = (),
+    seed: int = 0,
+    partial: bool = False,
+    motion: float = 1.0,
+) -> RenderedVideo:
+    """Render a phone-camera video of the document; torch_on lists lit intervals."""
+    scene = SceneRenderer(
+        doc,
+        width=width,
+        height=height,
+        seed=seed,
+        attack=attack,
+        partial=partial,
+        motion=motion,
+    )
+    frames, times, lit, corners = [], [], [], []
+    for i in range(int(round(seconds * fps))):
+        t = i / fps
+        on = lit_at(t, torch_on)
+        frame, quad = scene.frame(t, on)
+        frames.append(frame)
+        times.append(t)
+        lit.append(on)
+        corners.append(quad)
+    return RenderedVideo(frames, times, lit, corners, fps, attack, doc.kind)
+
+
+_CODECS = {
+    ".mp4": ("libx264", "yuv420p"),
+    ".mkv": ("libx264", "yuv420p"),
+    ".webm": ("libvpx-vp9", "yuv420p"),
+}
+
+
+def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> None:
+    """Write BGR frames to mp4 / mkv (H.264) or webm (VP9) with PyAV."""
+    import av
+
+    path = Path(path)
+    codec, pix_fmt = _CODECS.get(path.suffix.lower(), (None, None))
+    if codec is None:
+        raise ValueError(f"unsupported video file {path.name!r}: use .mp4, .mkv, .webm")
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "20", "preset": "veryfast"}
+        else:
+            stream.options = {
+                "crf": "32",
+                "b:v": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+            }
+        for img in frames:
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def read_video(
+    path: str | Path, start: float = 0.0, end: float = math.inf
+) -> tuple[list[np.ndarray], list[float]]:
+    """Decode frames (BGR) with their times in seconds between start and end."""
+    import av
+
+    frames, times = [], []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            t = float(frame.time) if frame.time is not None else len(times) / 30.0
+            if t < start:
+                continue
+            if t > end:
+                break
+            frames.append(frame.to_ndarray(format="bgr24"))
+            times.append(t)
+    return frames, times

@@ -1,0 +1,264 @@
+"""The waiting queue and live calls: pairs phones with agents through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from media.gateway import MediaGateway
+from signaling.cases import CaseStore, State
+from signaling.errors import ApiError
+from signaling.evidence import EvidenceStore
+
+logger = logging.getLogger(__name__)
+
+# average call length used for the waiting-time estimate until we have figures
+DEFAULT_CALL_SECONDS = 8 * 60
+
+
+class Connection:
+    """One WebSocket side (phone or agent) that messages can be sent to."""
+
+    def __init__(self, ws: web.WebSocketResponse, label: str) -> None:
+        self.ws = ws
+        self.label = label
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        try:
+            await self.ws.send_json(message)
+        except ConnectionError:
+            logger.warning("%s x send failed, connection gone", self.label)
+
+
+@dataclass
+class Call:
+    case_id: str
+    agent_id: int
+    agent: Connection
+    gateway: MediaGateway
+    recording_id: str | None = None
+    recording_writer: Any = None
+    phone: Connection | None = None
+    phone_pc: RTCPeerConnection | None = None
+    agent_pc: RTCPeerConnection | None = None
+    torch: dict[str, Any] = field(default_factory=lambda: {"on": None, "available": None})
+    started: float = field(default_factory=time.monotonic)
+    agent_offer_at: float | None = None
+
+
+class CallHub:
+    def __init__(self, store: CaseStore, evidence: EvidenceStore, settings: Any) -> None:
+        self.store = store
+        self.evidence = evidence
+        self.settings = settings
+        self.queue: dict[str, Connection] = {}  # case id -> phone, oldest first
+        self.phones: dict[str, Connection] = {}
+        self.calls: dict[str, Call] = {}
+        self._lock = asyncio.Lock()
+        self.call_seconds: list[float] = []
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        servers = [RTCIceServer(urls=url) for url in self.settings.stun_urls]
+        return RTCConfiguration(iceServers=servers)
+
+    # the phone's side
+
+    async def phone_join(self, conn: Connection, case_id: str) -> dict[str, Any]:
+        """Put the phone in the queue, or back into its running call."""
+        async with self._lock:
+            old = self.phones.get(case_id)
+            if old is not None and old is not conn:
+                await old.send({"type": "replaced"})
+                await old.ws.close()
+            self.phones[case_id] = conn
+            case = await self.store.get(case_id)
+            if case.state == State.IN_CALL and case_id in self.calls:
+                call = self.calls[case_id]
+                call.phone = conn
+                await call.agent.send({"type": "phone_rejoined"})
+                logger.info("case %s - phone rejoined the call", case_id)
+                return {"type": "call", "case_id": case_id}
+            if case.state == State.CONSENTED:
+                await self.store.transition(case_id, State.WAITING, "user", "joined queue")
+            elif case.state != State.WAITING:
+                self.phones.pop(case_id, None)
+                raise ApiError(
+                    409, "case_not_open", f"this identification is {case.state.value}"
+                )
+            self.queue[case_id] = conn
+            logger.info("case %s - phone joined the queue", case_id)
+        await self.broadcast_queue()
+        return self.queue_status(case_id)
+
+    def queue_status(self, case_id: str) -> dict[str, Any]:
+        position = list(self.queue).index(case_id) + 1
+        per_call = (
+            sum(self.call_seconds[-20:]) / len(self.call_seconds[-20:])
+            if self.call_seconds
+            else DEFAULT_CALL_SECONDS
+        )
+        busy_agents = max(1, len(self.calls))
+        return {
+            "type": "queued",
+            "case_id": case_id,
+            "position": position,
+            "estimated_wait_s": int(per_call * (position - 1) / busy_agents),
+        }
+
+    async def broadcast_queue(self) -> None:
+        for case_id, conn in list(self.queue.items()):
+            await conn.send(self.queue_status(case_id))
+
+    async def phone_left(self, conn: Connection, case_id: str) -> None:
+        async with self._lock:
+            if self.phones.get(case_id) is not conn:
+                return
+            del self.phones[case_id]
+            if self.queue.pop(case_id, None) is not None:
+                await self.store.transition(
+                    case_id, State.CONSENTED, "user", "left queue", expect={State.WAITING}
+                )
+                logger.info("case %s - phone left the queue", case_id)
+            call = self.calls.get(case_id)
+            if call is not None and call.phone is conn:
+                call.phone = None
+                if call.phone_pc is not None:
+                    await call.phone_pc.close()
+                    call.phone_pc = None
+                await call.agent.send({"type": "phone_left"})
+                logger.info("case %s - phone left the call", case_id)
+        await self.broadcast_queue()
+
+    async def phone_offer(self, conn: Connection, case_id: str, sdp: str) -> str:
+        call = self.calls.get(case_id)
+        if call is None or call.phone is not conn:
+            raise ApiError(409, "no_call", "no agent has taken this case yet")
+        if call.phone_pc is not None:
+            await call.phone_pc.close()
+        pc = RTCPeerConnection(self.rtc_configuration())
+        call.gateway.attach_phone(pc)
+        self._watch(pc, call, "phone")
+        call.phone_pc = pc
+        return await self._answer(pc, sdp, case_id)
+
+    # the agent's side
+
+    async def take_next(self, agent_id: int, conn: Connection) -> str | None:
+        """Assign the longest-waiting case to this agent; None when nobody waits."""
+        async with self._lock:
+            for case_id in list(self.queue):
+                try:
+                    await self.store.transition(
+                        case_id,
+                        State.IN_CALL,
+                        f"agent:{agent_id}",
+                        "taken",
+                        expect={State.WAITING},
+                        agent_id=agent_id,
+                    )
+                except ApiError:
+                    self.queue.pop(case_id, None)
+                    continue
+                phone = self.queue.pop(case_id)
+                recording_id, writer = await self.evidence.open_stream(
+                    case_id, "recording", "video/x-matroska"
+                )
+                call = Call(
+                    case_id=case_id,
+                    agent_id=agent_id,
+                    agent=conn,
+                    gateway=MediaGateway(f"case {case_id}", recording_sink=writer),
+                    recording_id=recording_id,
+                    recording_writer=writer,
+                    phone=phone,
+                )
+                self.calls[case_id] = call
+                await phone.send({"type": "call", "case_id": case_id})
+                logger.info("case %s - agent %s took the case", case_id, agent_id)
+                break
+            else:
+                return None
+        await self.broadcast_queue()
+        return case_id
+
+    async def agent_offer(self, case_id: str, sdp: str) -> str:
+        call = self.calls[case_id]
+        if call.agent_pc is not None:
+            await call.agent_pc.close()
+        pc = RTCPeerConnection(self.rtc_configuration())
+        call.gateway.attach_agent(pc)
+        self._watch(pc, call, "agent")
+        call.agent_pc = pc
+        call.agent_offer_at = time.monotonic()
+        answer = await self._answer(pc, sdp, case_id)
+        # a fresh agent leg needs a picture at once, not at the next periodic keyframe
+        return answer
+
+    async def end_call(self, case_id: str, requeue: bool) -> None:
+        """Close both legs and finish the recording; requeue the phone if asked."""
+        call = self.calls.pop(case_id, None)
+        if call is None:
+            return
+        self.call_seconds.append(time.monotonic() - call.started)
+        for pc in (call.phone_pc, call.agent_pc):
+            if pc is not None:
+                await pc.close()
+        await call.gateway.stop()
+        if call.recording_id and call.recording_writer is not None:
+            await self.evidence.finish(
+                call.recording_id, call.recording_writer.plaintext_bytes
+            )
+        logger.info("case %s - call ended", case_id)
+        if requeue:
+            case = await self.store.get(case_id)
+            if case.state == State.IN_CALL:
+                phone = call.phone
+                if phone is not None and not phone.ws.closed:
+                    await self.store.transition(
+                        case_id, State.WAITING, f"agent:{call.agent_id}", "agent left"
+                    )
+                    async with self._lock:
+                        self.queue[case_id] = phone
+                    await phone.send({"type": "agent_left"})
+                else:
+                    await self.store.transition(
+                        case_id, State.CONSENTED, f"agent:{call.agent_id}", "agent left"
+                    )
+            await self.broadcast_queue()
+
+    async def close_all(self) -> None:
+        for case_id in list(self.calls):
+            await self.end_call(case_id, requeue=False)
+
+    # helpers
+
+    def _watch(self, pc: RTCPeerConnection, call: Call, side: str) -> None:
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            logger.info("case %s - %s leg %s", call.case_id, side, pc.connectionState)
+            if side == "phone":
+                await call.agent.send(
+                    {"type": "phone_connection", "state": pc.connectionState}
+                )
+            elif call.phone is not None:
+                await call.phone.send(
+                    {"type": "agent_connection", "state": pc.connectionState}
+                )
+
+    async def _answer(self, pc: RTCPeerConnection, sdp: str, case_id: str) -> str:
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
+            logger.warning("case %s x offer refused: %s", case_id, exc)
+            await pc.close()
+            raise ApiError(400, "bad_sdp", f"the offer could not be applied: {exc}") from exc
+        return pc.localDescription.sdp

@@ -1,0 +1,107 @@
+"""The partner API: create cases, read results (API-key authentication)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from signaling.errors import ApiError, bad_request, read_json
+from signaling.mail import compose
+from signaling.services import services
+
+logger = logging.getLogger(__name__)
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
+routes = web.RouteTableDef()
+
+
+async def partner_id(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
+    found = await services(request).accounts.partner_by_key(key.strip())
+    if found is None:
+        raise ApiError(401, "unauthorized", "the API key is not valid")
+    return found
+
+
+def _text(data: dict[str, Any], name: str, limit: int, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request(f"field {name!r} must be a non-empty string", "invalid_field")
+    if len(value) > limit:
+        raise bad_request(f"field {name!r} is longer than {limit} characters", "invalid_field")
+    return value.strip()
+
+
+def parse_case_request(data: dict[str, Any]) -> dict[str, Any]:
+    identity = data.get("identity")
+    if not isinstance(identity, dict):
+        raise bad_request("field 'identity' must be an object", "invalid_field")
+    given = _text(identity, "given_names", 200)
+    surname = _text(identity, "surname", 200)
+    birth = _text(identity, "birth_date", 10)
+    try:
+        date.fromisoformat(birth or "")
+    except ValueError:
+        raise bad_request(
+            f"identity.birth_date {birth!r} is not a date YYYY-MM-DD", "invalid_field"
+        ) from None
+    email = _text(data, "email", 320)
+    if not EMAIL.match(email or ""):
+        raise bad_request("field 'email' is not an e-mail address", "invalid_field")
+    callback = _text(data, "callback_url", 2000, required=False)
+    if callback is not None:
+        parts = urlsplit(callback)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise bad_request(
+                f"callback_url {callback[:80]!r} must be an http(s) URL", "invalid_field"
+            )
+    locale = data.get("locale", "de")
+    if locale not in ("de", "en"):
+        raise bad_request(f"locale {str(locale)[:10]!r} must be 'de' or 'en'", "invalid_field")
+    return {
+        "identity": {"given_names": given, "surname": surname, "birth_date": birth},
+        "email": email,
+        "callback_url": callback,
+        "reference": _text(data, "reference", 200, required=False),
+        "locale": locale,
+    }
+
+
+@routes.post("/api/v1/cases")
+async def create_case(request: web.Request) -> web.Response:
+    partner = await partner_id(request)
+    spec = parse_case_request(await read_json(request))
+    svc = services(request)
+    case, token = await svc.store.create(partner_id=partner, **spec)
+    link = f"{svc.base_url(request)}/a/{token}"
+    days = str(svc.settings.activation_ttl.days)
+    message = compose(
+        svc.settings.mail_from, spec["email"], "activation", case.locale, link=link, days=days
+    )
+    await svc.mailer.send(message, f"case {case.id}")
+    body = case.public()
+    body["activation_url"] = link
+    return web.json_response(body, status=201)
+
+
+@routes.get("/api/v1/cases/{case_id}")
+async def get_case(request: web.Request) -> web.Response:
+    partner = await partner_id(request)
+    svc = services(request)
+    case = await svc.store.get_for_partner(request.match_info["case_id"], partner)
+    return web.json_response(await svc.delivery.result(case.id))
+
+
+@routes.get("/.well-known/jwks.json")
+async def jwks(request: web.Request) -> web.Response:
+    return web.json_response(services(request).signer.jwks())

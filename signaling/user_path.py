@@ -1,0 +1,197 @@
+"""The end user's path: activation link, consent, transaction number, phone socket."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import WSMsgType, web
+
+from signaling.calls import Connection
+from signaling.cases import State, tan_valid_until
+from signaling.errors import ApiError, bad_request, read_json
+from signaling.mail import compose
+from signaling.messages import Join, Offer, Ping, TorchState, parse_phone
+from signaling.services import Services, client_address, services
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_WS_MESSAGE = 128 * 1024
+
+
+def hours_status(svc: Services) -> dict[str, Any]:
+    hours = svc.settings.service_hours
+    now = svc.settings.clock()
+    status: dict[str, Any] = {"open": hours.is_open(now), "hours": hours.describe()}
+    if not status["open"]:
+        opens = hours.next_opening(now)
+        status["opens_at"] = opens.isoformat()
+        status["opens_at_local"] = opens.astimezone(ZoneInfo(hours.tz)).strftime(
+            "%d.%m.%Y %H:%M"
+        )
+    return status
+
+
+@routes.get("/a/{token}")
+async def activation_page(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    try:
+        case = await svc.store.by_activation(request.match_info["token"])
+        if case.state == State.CREATED:
+            await svc.store.transition(case.id, State.ACTIVATED, "user", "link opened")
+    except ApiError as exc:
+        logger.warning("x activation link refused: %s", exc.code)
+    # the page itself asks the API for the case's state and shows any error
+    return web.FileResponse(svc.web_root / "start" / "index.html")
+
+
+@routes.get("/api/v1/activation/{token}")
+async def activation_status(request: web.Request) -> web.Response:
+    svc = services(request)
+    case = await svc.store.by_activation(request.match_info["token"])
+    return web.json_response(
+        {"state": case.state.value, "locale": case.locale, "service": hours_status(svc)}
+    )
+
+
+@routes.post("/api/v1/activation/{token}/consent")
+async def consent(request: web.Request) -> web.Response:
+    svc = services(request)
+    data = await read_json(request)
+    missing = [k for k in ("terms", "processing", "recording") if data.get(k) is not True]
+    if missing:
+        raise bad_request(
+            f"consent needs {', '.join(missing)} set to true", "consent_missing"
+        )
+    case = await svc.store.by_activation(request.match_info["token"])
+    if case.state not in (State.ACTIVATED, State.CONSENTED, State.CREATED):
+        raise ApiError(
+            409, "case_not_open", f"this identification is already {case.state.value}"
+        )
+    if case.state == State.CREATED:
+        await svc.store.transition(case.id, State.ACTIVATED, "user", "link opened")
+    tan = await svc.store.consent(case.id)
+    case = await svc.store.get(case.id)
+    until = tan_valid_until(case)
+    until_text = (
+        until.astimezone(ZoneInfo(svc.settings.service_hours.tz)).strftime("%d.%m.%Y %H:%M")
+        if until
+        else ""
+    )
+    phone_url = f"{svc.base_url(request)}/phone/"
+    email = await svc.store.email(case.id)
+    message = compose(
+        svc.settings.mail_from, email, "tan", case.locale,
+        tan=tan, link=phone_url, until=until_text,
+    )
+    await svc.mailer.send(message, f"case {case.id}")
+    return web.json_response(
+        {
+            "tan": tan,
+            "tan_valid_until": until.isoformat() if until else None,
+            "phone_url": phone_url,
+            "service": hours_status(svc),
+        }
+    )
+
+
+@routes.get("/api/v1/service")
+async def service_status(request: web.Request) -> web.Response:
+    return web.json_response(hours_status(services(request)))
+
+
+def _error(exc: ApiError) -> dict[str, Any]:
+    return {"type": "error", **exc.body()}
+
+
+@routes.get("/ws/phone")
+async def phone_socket(request: web.Request) -> web.WebSocketResponse:
+    svc = services(request)
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
+    await ws.prepare(request)
+    client = client_address(request)
+    conn = Connection(ws, f"phone {client}")
+    case_id: str | None = None
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await conn.send(_error(bad_request("binary frames are not accepted")))
+                continue
+            try:
+                message = parse_phone(msg.data)
+                if isinstance(message, Join):
+                    if case_id is not None:
+                        raise bad_request("this connection has already joined", "already_joined")
+                    case_id = await _join(svc, conn, client, message.tan)
+                elif isinstance(message, Ping):
+                    await conn.send({"type": "pong"})
+                elif case_id is None:
+                    raise ApiError(401, "not_joined", "send 'join' with the transaction number first")
+                elif isinstance(message, Offer):
+                    answer = await svc.hub.phone_offer(conn, case_id, message.sdp)
+                    await conn.send({"type": "answer", "sdp": answer})
+                elif isinstance(message, TorchState):
+                    await _torch_state(svc, case_id, message)
+            except ApiError as exc:
+                if exc.code in ("bad_message", "malformed_json", "unknown_type", "bad_sdp"):
+                    logger.warning("%s x %s", conn.label, exc.code)
+                await conn.send(_error(exc))
+    except Exception:
+        logger.exception("%s x phone socket failed", conn.label)
+    finally:
+        if case_id is not None:
+            await svc.hub.phone_left(conn, case_id)
+    return ws
+
+
+async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
+    wait = svc.tan_limiter.retry_after(client)
+    if wait > 0:
+        raise ApiError(
+            429, "too_many_attempts",
+            f"too many wrong transaction numbers; try again in {int(wait) + 1} s",
+            retry_after=int(wait) + 1,
+        )
+    status = hours_status(svc)
+    if not status["open"]:
+        raise ApiError(
+            403, "service_closed",
+            f"the video identification is open {status['hours']}; "
+            f"it opens again at {status['opens_at_local']}",
+            opens_at=status["opens_at"],
+        )
+    try:
+        case = await svc.store.by_tan(tan)
+    except ApiError as exc:
+        if exc.code in ("tan_unknown", "tan_malformed"):
+            svc.tan_limiter.fail(client)
+            logger.warning("%s x wrong transaction number", conn.label)
+        raise
+    svc.tan_limiter.succeed(client)
+    conn.label = f"case {case.id} phone"
+    status_message = await svc.hub.phone_join(conn, case.id)
+    await conn.send({"type": "joined", "case_id": case.id, "locale": case.locale})
+    await conn.send(status_message)
+    return case.id
+
+
+async def _torch_state(svc: Services, case_id: str, message: TorchState) -> None:
+    call = svc.hub.calls.get(case_id)
+    if call is None:
+        return
+    call.torch = {"on": message.on, "available": message.available}
+    await svc.store.log(
+        case_id, "phone", "torch_state",
+        f"on={message.on} available={message.available} {message.detail}".strip(),
+    )
+    await call.agent.send(
+        {
+            "type": "torch_state",
+            "on": message.on,
+            "available": message.available,
+            "detail": message.detail,
+        }
+    )

@@ -1,0 +1,171 @@
+"""Encryption at rest: small records with AES-256-GCM, large files as a chunked stream.
+
+Every secret object is bound to its identity through the associated data, so a
+ciphertext copied to another row or file does not decrypt. Keys derive from one
+master key (HKDF-SHA256, RFC 5869) that lives outside the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+RECORD_MAGIC = b"IDR1"
+STREAM_MAGIC = b"IDS1"
+CHUNK = 64 * 1024
+NONCE_PREFIX = 7  # bytes; + 4-byte counter + 1-byte last-chunk flag = 96-bit nonce
+
+
+class VaultError(Exception):
+    """A ciphertext failed to authenticate or is not in our format."""
+
+
+def load_master_key(data_dir: Path, configured: str = "") -> bytes:
+    """The master key from configuration, else from data_dir/keys, created once."""
+    if configured:
+        key = base64.urlsafe_b64decode(configured + "=" * (-len(configured) % 4))
+        if len(key) != 32:
+            raise ValueError("IDENTDESK_MASTER_KEY must be 32 bytes, base64url encoded")
+        return key
+    path = data_dir / "keys" / "master.key"
+    if path.exists():
+        return base64.urlsafe_b64decode(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.urlsafe_b64encode(key).decode())
+    return key
+
+
+class Vault:
+    """Encrypts records and files under keys derived from the master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._master = master_key
+        self._records = AESGCM(self.derive(b"records"))
+        self._files = AESGCM(self.derive(b"files"))
+
+    def derive(self, purpose: bytes) -> bytes:
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"identdesk " + purpose
+        ).derive(self._master)
+
+    def seal(self, plaintext: bytes, context: str) -> bytes:
+        nonce = secrets.token_bytes(12)
+        sealed = self._records.encrypt(nonce, plaintext, context.encode())
+        return RECORD_MAGIC + nonce + sealed
+
+    def open(self, sealed: bytes, context: str) -> bytes:
+        if not sealed.startswith(RECORD_MAGIC):
+            raise VaultError("not an identdesk record")
+        nonce, body = sealed[4:16], sealed[16:]
+        try:
+            return self._records.decrypt(nonce, body, context.encode())
+        except InvalidTag as exc:
+            raise VaultError(f"record for {context!r} does not authenticate") from exc
+
+    def writer(self, path: Path, context: str) -> EncryptedWriter:
+        return EncryptedWriter(path, self._files, context)
+
+    def write_file(self, path: Path, data: bytes, context: str) -> None:
+        with self.writer(path, context) as out:
+            out.write(data)
+
+    def read_file(self, path: Path, context: str) -> bytes:
+        return b"".join(self.iter_file(path, context))
+
+    def iter_file(self, path: Path, context: str) -> Iterator[bytes]:
+        """Decrypted chunks of a file; raises VaultError on tampering or truncation."""
+        with open(path, "rb") as src:
+            header = src.read(4 + NONCE_PREFIX)
+            if len(header) != 4 + NONCE_PREFIX or not header.startswith(STREAM_MAGIC):
+                raise VaultError(f"{path.name} is not an identdesk encrypted file")
+            prefix = header[4:]
+            aad = header + context.encode()
+            counter = 0
+            chunk = src.read(CHUNK + 16)
+            while True:
+                following = src.read(CHUNK + 16)
+                last = not following
+                nonce = prefix + struct.pack(">IB", counter, 1 if last else 0)
+                try:
+                    yield self._files.decrypt(nonce, chunk, aad)
+                except InvalidTag as exc:
+                    raise VaultError(
+                        f"{path.name} chunk {counter} does not authenticate"
+                    ) from exc
+                if last:
+                    return
+                chunk = following
+                counter += 1
+
+
+class EncryptedWriter:
+    """A write-only, non-seekable file that encrypts as it goes (STREAM construction).
+
+    The last chunk carries a flag in its nonce, so a truncated file is detected.
+    """
+
+    def __init__(self, path: Path, aead: AESGCM, context: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._aead = aead
+        self._prefix = secrets.token_bytes(NONCE_PREFIX)
+        header = STREAM_MAGIC + self._prefix
+        self._aad = header + context.encode()
+        self._out: BinaryIO = open(path, "wb")  # noqa: SIM115
+        self._out.write(header)
+        self._buffer = bytearray()
+        self._counter = 0
+        self.closed = False
+        self.plaintext_bytes = 0
+
+    def __enter__(self) -> EncryptedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> int:
+        if self.closed:
+            raise ValueError("write to a closed encrypted file")
+        self._buffer += data
+        self.plaintext_bytes += len(data)
+        # keep one full chunk back: only close() knows which chunk is the last
+        while len(self._buffer) > CHUNK:
+            self._emit(bytes(self._buffer[:CHUNK]), last=False)
+            del self._buffer[:CHUNK]
+        return len(data)
+
+    def _emit(self, chunk: bytes, last: bool) -> None:
+        nonce = self._prefix + struct.pack(">IB", self._counter, 1 if last else 0)
+        self._out.write(self._aead.encrypt(nonce, chunk, self._aad))
+        self._counter += 1
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._emit(bytes(self._buffer), last=True)
+        self._buffer.clear()
+        self._out.close()
+        self.closed = True
