@@ -22,8 +22,6 @@ import numpy as np
 
 from media.mrz import ALPHABET
 from media.mrz_reader import (
-    GLYPH_H,
-    GLYPH_W,
     Line,
     _straighten,
     cut_line,

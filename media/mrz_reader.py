@@ -212,16 +212,32 @@ def _pitch(profile: np.ndarray, lo: float, hi: float) -> float:
     return float(k)
 
 
+def _extent(on: np.ndarray) -> tuple[float, float] | None:
+    """First and last column of the longest run of print without a wide gap.
+
+    MRZ glyphs are never more than about half a pitch apart, so anything a cap
+    height away from the line is not part of it (a card edge, a pattern).
+    """
+    idx = np.flatnonzero(on)
+    if len(idx) < 10:
+        return None
+    breaks = np.flatnonzero(np.diff(idx) > 0.9 * CAP)
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(idx) - 1]])
+    k = int(np.argmax(idx[ends] - idx[starts]))
+    return float(idx[starts[k]]), float(idx[ends[k]] + 1)
+
+
 def cut_line(
     ink: np.ndarray, count: int | None, counts: tuple[int, ...]
 ) -> tuple[np.ndarray, int] | None:
     """Glyph crops of a straightened line and the character count used."""
     band = ink[MARGIN - 2 : MARGIN + CAP + 2]
     profile = band.sum(axis=0)
-    on = np.flatnonzero(profile > 0.25 * np.percentile(profile, 90))
-    if len(on) < 10:
+    extent = _extent((band > 0.5).sum(axis=0) > 0.12 * CAP)
+    if extent is None:
         return None
-    x_first, x_last = float(on[0]), float(on[-1] + 1)
+    x_first, x_last = extent
     span = x_last - x_first
     if count is None:
         pitch = _pitch(profile, 0.7 * CAP, 1.5 * CAP)
