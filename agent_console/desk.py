@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import cv2
@@ -104,7 +105,7 @@ class Desk:
         call = self.call()
         frame = await call.gateway.tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(None, frame.to_ndarray, "bgr24")
+        image = await loop.run_in_executor(None, partial(frame.to_ndarray, format="bgr24"))
         data = await loop.run_in_executor(None, encode_png, image)
         height, width = image.shape[:2]
         evidence_id = await self.svc.evidence.add(

@@ -258,7 +258,7 @@ class CallHub:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
-            logger.warning("case %s x offer refused: %s", case_id, exc)
+            logger.warning("case %s x offer refused: %s", case_id, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
             await pc.close()
             raise ApiError(400, "bad_sdp", f"the offer could not be applied: {exc}") from exc
         return pc.localDescription.sdp

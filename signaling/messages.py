@@ -120,6 +120,15 @@ def _offer(data: dict[str, Any]) -> Offer:
         raise _bad(f"SDP of {len(sdp)} characters is too long", "bad_sdp")
     if not sdp.startswith("v=0"):
         raise _bad(f"SDP must start with 'v=0', got {sdp[:20]!r}", "bad_sdp")
+    # one audio and one video section, as every call leg carries both directions
+    kinds = sorted(
+        line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")
+    )
+    if kinds != ["audio", "video"]:
+        raise _bad(
+            f"the offer must have one audio and one video section, got {kinds}",
+            "bad_sdp",
+        )
     return Offer(sdp)
 
 
