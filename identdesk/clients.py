@@ -85,7 +85,8 @@ class _Socket:
     def __init__(self, session: aiohttp.ClientSession, base: str, ssl_ctx: Any) -> None:
         self.session = session
         self.base = base
-        self.ssl = ssl_ctx
+        # aiohttp: True = verify with the system store, False = no check, or a context
+        self.ssl = True if ssl_ctx is None else ssl_ctx
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.log = MessageLog()
         self._reader: asyncio.Task[None] | None = None
@@ -317,7 +318,7 @@ async def create_case(
     session: aiohttp.ClientSession,
     base: str,
     api_key: str,
-    ssl_ctx: Any = None,
+    ssl_ctx: Any = True,
     callback_url: str | None = None,
     email: str = "erika.mustermann@example.org",
 ) -> dict[str, Any]:
@@ -347,7 +348,7 @@ async def create_case(
 
 
 async def activate_and_consent(
-    session: aiohttp.ClientSession, activation_url: str, ssl_ctx: Any = None
+    session: aiohttp.ClientSession, activation_url: str, ssl_ctx: Any = True
 ) -> dict[str, Any]:
     """Open the activation link and consent as the user; returns the TAN answer."""
     async with session.get(activation_url, ssl=ssl_ctx) as resp:
@@ -383,4 +384,4 @@ def client_ssl(ca: str | None, insecure: bool) -> Any:
         return False
     if ca:
         return ssl.create_default_context(cafile=ca)
-    return None
+    return True

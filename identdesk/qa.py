@@ -228,7 +228,7 @@ async def run_session(
     api_key: str,
     agent_name: str,
     agent_password: str,
-    ssl_ctx: Any = None,
+    ssl_ctx: Any = True,
     callback: CallbackSink | None = None,
     signer_jwks: dict[str, Any] | None = None,
 ) -> Report:
