@@ -184,14 +184,12 @@ def _straighten(gray: np.ndarray, line: Line) -> tuple[Line, float] | None:
         v = np.array([-u[1], u[0]])
         pad = 1.2 * cap
         mid_y = (CAP + 2 * MARGIN) / 2
-
-        def src(x_strip: float) -> np.ndarray:
+        ends = []
+        for x_strip in (pad * s, pad * s + line.length * s):
             y = slope * x_strip + icpt
             along = x_strip / s - pad
-            return np.asarray(line.p0) + along * u + (y - mid_y) / s * v
-
-        p0 = src(pad * s)
-        p1 = src(pad * s + line.length * s)
+            ends.append(np.asarray(line.p0) + along * u + (y - mid_y) / s * v)
+        p0, p1 = ends
         cap = h / s
         line = Line(tuple(p0), tuple(p1), cap)
     return line, cap

@@ -1,0 +1,127 @@
+"""`identdesk mrz read` and `identdesk eval mrz`: the MRZ reader on images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
+DEFAULT_TRUTH = REPO / "tests" / "data" / "mrz_truth.json"
+
+
+def register(commands: Any) -> None:
+    read = commands.add("mrz", "read the machine readable zone (MRZ) of documents")
+    sub = read.add_subparsers(dest="mrz_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("read", help="find and read the MRZ in images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_read)
+
+    ev = commands.group("eval", "evaluate the document tools")
+    e = ev.add_parser("mrz", help="MRZ reader figures on a folder of specimen images")
+    e.add_argument("dir", nargs="?", default=str(DEFAULT_CORPUS), metavar="DIR")
+    e.add_argument("--truth", default=str(DEFAULT_TRUTH), help="annotation file")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.set_defaults(func=cmd_eval)
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    import cv2
+
+    from media.mrz_reader import load_model, read_mrz
+
+    images = []
+    for name in args.images:
+        image = cv2.imread(name, cv2.IMREAD_COLOR) if Path(name).is_file() else None
+        if image is None:
+            print(f"identdesk mrz read: cannot read image {name!r}", file=sys.stderr)
+            return 2
+        images.append((name, image))
+    load_model()
+    rows = []
+    for name, image in images:
+        row = {"image": name, **read_mrz(image).to_dict()}
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+    if not args.json:
+        _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        print(f"{row['image']}  ({row['ms']:.0f} ms)")
+        if not row["found"]:
+            print("  no MRZ found\n")
+            continue
+        for line in row["lines"]:
+            print(f"  {line}")
+        fields = row["fields"] or {}
+        checks = ", ".join(
+            f"{k} {'ok' if v else 'FAIL'}" for k, v in row["checks"].items()
+        )
+        print(f"  format {row['format']}  type {row['type']!r}  valid {row['valid']}")
+        print(f"  checks: {checks}")
+        for key in ("surname", "given_names", "document_number", "nationality",
+                    "birth_date", "sex", "expiry_date"):  # fmt: skip
+            if key in fields:
+                print(f"  {key:<16} {fields[key]}")
+        verdict = "accepted" if row["accepted"] else f"refused: {row['reason']}"
+        print(f"  expired {row['expired']}  {verdict}\n")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from media.mrz_eval import evaluate
+
+    root, truth = Path(args.dir), Path(args.truth)
+    if not root.is_dir():
+        print(f"identdesk eval mrz: no such folder {str(root)!r}", file=sys.stderr)
+        return 2
+    if not truth.is_file():
+        print(f"identdesk eval mrz: no annotation file {str(truth)!r}", file=sys.stderr)
+        return 2
+
+    def progress(done: int, total: int, name: str) -> None:
+        print(f"\r[{done}/{total}] {name[:60]:<60}", end="", file=sys.stderr)
+
+    report = evaluate(root, truth, progress).to_dict()
+    print(file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    n = max(report["with_mrz"], 1)
+    print(
+        f"images                {report['images']} ({report['annotated']} annotated,"
+        f" {report['with_mrz']} with an MRZ)"
+    )
+    print(
+        f"MRZ found             {report['mrz_found']}/{report['with_mrz']}"
+        f" (found where none: {report['found_without_mrz']})"
+    )
+    print(
+        f"exactly read          {report['exactly_read']}/{report['with_mrz']}"
+        f" = {100 * report['exactly_read'] / n:.1f}%"
+    )
+    print(
+        f"incl. negatives       {report['correct_incl_negatives']}/"
+        f"{report['annotated']} = {100 * report['correct_rate_incl_negatives']:.1f}%"
+    )
+    print(f"field accuracy        {100 * report['field_accuracy']:.1f}%")
+    print(
+        f"check-digit verdicts  {report['check_verdicts_right']}/"
+        f"{report['check_verdicts_total']} as on the true MRZ"
+    )
+    print(f"reported valid        {report['reported_valid']}")
+    print(f"wrong-valid           {report['wrong_valid']}")
+    print(
+        f"ms per image          mean {report['ms_mean']}, p95 {report['ms_p95']},"
+        f" max {report['ms_max']}"
+    )
+    if report["not_exact"]:
+        print("not exact: " + ", ".join(report["not_exact"]))
+    return 0
