@@ -1,0 +1,36 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from signaling.config import ServiceHours
+
+
+def at(hour: int, minute: int = 0, day: int = 2) -> datetime:
+    # December: Berlin is UTC+1
+    return datetime(2026, 12, day, hour, minute, tzinfo=UTC)
+
+
+def test_service_hours_open_inside_berlin_hours() -> None:
+    hours = ServiceHours()
+    assert hours.is_open(at(5, 0))  # 06:00 Berlin
+    assert hours.is_open(at(20, 59))  # 21:59 Berlin
+    assert not hours.is_open(at(4, 59))  # 05:59 Berlin
+    assert not hours.is_open(at(21, 0))  # 22:00 Berlin
+
+
+def test_service_hours_next_opening_after_closing_is_next_morning() -> None:
+    opens = ServiceHours().next_opening(at(22, 30))
+    assert opens.isoformat() == "2026-12-03T06:00:00+01:00"
+
+
+def test_service_hours_next_opening_before_opening_is_same_morning() -> None:
+    opens = ServiceHours().next_opening(at(3, 0))
+    assert opens.isoformat() == "2026-12-02T06:00:00+01:00"
+
+
+def test_service_hours_parse_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="are not of the form HH:MM-HH:MM"):
+        ServiceHours.parse("six to ten")
+    with pytest.raises(ValueError, match="close before they open"):
+        ServiceHours.parse("22:00-06:00")
+    assert ServiceHours.parse("always").is_open(at(2, 0))
