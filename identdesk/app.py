@@ -11,7 +11,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from agent_console import auth as agent_auth
 from agent_console import desk as agent_desk
-from signaling import partner_api, user_path
+from signaling import pages, partner_api, user_path
 from signaling.accounts import Accounts
 from signaling.calls import CallHub
 from signaling.cases import CaseStore
@@ -95,6 +95,7 @@ async def create_app(settings: Settings, svc: Services | None = None) -> web.App
     app.add_routes(user_path.routes)
     app.add_routes(agent_auth.routes)
     app.add_routes(agent_desk.routes)
+    app.add_routes(pages.routes)
     app.router.add_get("/", index)
     app.router.add_get("/phone/", _static_page("phone"))
     app.router.add_get("/agent/", _static_page("agent"))
