@@ -9,7 +9,6 @@ the document is expired and accepted (only ID cards and passports are).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,20 +240,6 @@ def _run_checks(fmt: str, lines: list[str]) -> tuple[dict[str, bool], str]:
     return checks, number
 
 
-def _ambiguous_candidates(text: str, max_changes: int = 2) -> list[str]:
-    """Variants of an alphanumeric field with up to `max_changes` look-alike swaps."""
-    twins = {**TO_DIGIT, **TO_LETTER}
-    positions = [i for i, c in enumerate(text) if c in twins]
-    out = []
-    for n in range(1, max_changes + 1):
-        for combo in itertools.combinations(positions, n):
-            chars = list(text)
-            for i in combo:
-                chars[i] = twins[chars[i]]
-            out.append("".join(chars))
-    return out
-
-
 def _correct(fmt: str, lines: list[str]) -> list[str]:
     """Apply confirmed look-alike corrections; returns the corrected lines."""
     spans = _layout(fmt)
@@ -283,27 +268,11 @@ def _correct(fmt: str, lines: list[str]) -> list[str]:
             for name in names:
                 _put(out, spans[name], _get(lines, spans[name]))
 
-    # alphanumeric fields: a look-alike swap only where it makes both the field's
-    # own check digit and the composite check pass, and only one swap does
-    for name, check in (("document_number", "document_number"), _opt_field(fmt)):
-        if not name or checks.get(check, True):
-            continue
-        span = spans[name]
-        good = []
-        for cand in _ambiguous_candidates(_get(out, span)):
-            trial = list(out)
-            _put(trial, span, cand)
-            t_checks, _ = _run_checks(fmt, trial)
-            if t_checks.get(check) and t_checks.get("composite", False):
-                good.append(cand)
-        if len(good) == 1:
-            _put(out, span, good[0])
-        checks, _ = _run_checks(fmt, out)
+    # alphanumeric fields (document number, optional data) stay as read: their
+    # check digit is the only confirmation (the composite repeats the same sum
+    # for the document number), and one mod-10 digit would accept a wrong swap
+    # one time in ten
     return out
-
-
-def _opt_field(fmt: str) -> tuple[str, str]:
-    return ("optional_data", "optional_data") if fmt == "TD3" else ("", "")
 
 
 def _parse_date(text: str, *, expiry: bool, today: dt.date) -> dt.date | None:

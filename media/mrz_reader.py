@@ -143,11 +143,14 @@ def warp_strip(gray: np.ndarray, line: Line, cap: float) -> np.ndarray:
 
 def ink_map(strip: np.ndarray) -> np.ndarray:
     """Darkness in [0, 1]: 0 for the background, 1 for the print."""
-    f = strip.astype(np.float32)
-    lo, hi = np.percentile(f, (2, 80))
+    # percentiles from the histogram: np.percentile sorts and is ten times slower
+    cdf = np.cumsum(np.bincount(strip.ravel(), minlength=256)) / strip.size
+    lo = float(np.searchsorted(cdf, 0.02))
+    hi = float(np.searchsorted(cdf, 0.80))
     if hi - lo < 12:
-        return np.zeros_like(f)
-    return np.clip((hi - f) / (hi - lo), 0, 1)
+        return np.zeros(strip.shape, np.float32)
+    f = strip.astype(np.float32)
+    return np.clip((hi - f) * (1.0 / (hi - lo)), 0, 1)
 
 
 def _straighten(gray: np.ndarray, line: Line) -> tuple[Line, float] | None:
@@ -373,28 +376,32 @@ def find_lines(gray: np.ndarray) -> list[Line]:
 def group_lines(lines: list[Line]) -> list[list[Line]]:
     """Groups of 2-3 parallel, aligned, evenly spaced lines of equal length."""
 
-    def near(a: Line, b: Line) -> bool:
-        if abs(float(np.dot(a.unit, b.unit))) < 0.995:
+    geo = [
+        (*ln.center, *ln.unit, ln.length, ln.height) for ln in lines
+    ]  # plain floats: this runs for every pair of lines
+
+    def near(i: int, j: int) -> bool:
+        ax, ay, ux, uy, la, ha = geo[i]
+        bx, by, vx, vy, lb, hb = geo[j]
+        if not (0.6 < ha / hb < 1.6 and 0.45 < la / lb < 2.2):
             return False
-        if not 0.8 < a.length / b.length < 1.25:
+        if abs(ux * vx + uy * vy) < 0.995:
             return False
-        if not 0.6 < a.height / b.height < 1.6:
-            return False
-        d = b.center - a.center
-        along = abs(float(np.dot(d, a.unit)))
-        across = abs(float(np.cross(a.unit, d)))
-        h = (a.height + b.height) / 2
-        return along < 0.12 * a.length and 1.1 * h < across < 3.2 * h
+        dx, dy = bx - ax, by - ay
+        along = abs(dx * ux + dy * uy)
+        across = abs(ux * dy - uy * dx)
+        h = (ha + hb) / 2
+        return along < 0.3 * max(la, lb) and 1.1 * h < across < 4.5 * h
 
     groups: list[list[Line]] = []
     n = len(lines)
     for i in range(n):
         for j in range(i + 1, n):
-            if not near(lines[i], lines[j]):
+            if not near(i, j):
                 continue
             groups.append([lines[i], lines[j]])
             for k in range(j + 1, n):
-                if near(lines[j], lines[k]) or near(lines[i], lines[k]):
+                if near(j, k) or near(i, k):
                     groups.append([lines[i], lines[j], lines[k]])
     ordered = []
     for g in groups:
@@ -408,10 +415,33 @@ def group_lines(lines: list[Line]) -> list[list[Line]]:
             ]
             if not 0.7 < gaps[0] / max(gaps[1], 1e-6) < 1.4:
                 continue
-        ordered.append(g)
+        ordered.append(_common_span(g))
     # three-line groups first (a TD1 contains two-line sub-groups), longer first
     ordered.sort(key=lambda g: (-len(g), -sum(ln.length for ln in g)))
     return _dedupe(ordered)
+
+
+def _common_span(group: list[Line]) -> list[Line]:
+    """The group's lines stretched to their common extent along the axis.
+
+    MRZ lines are equally long; a line cut short by a stamp or a glare gets
+    the extent of its neighbours.
+    """
+    u = group[0].unit
+    origin = np.asarray(group[0].p0)
+    along = [
+        float(np.dot(np.asarray(p) - origin, u)) for ln in group for p in (ln.p0, ln.p1)
+    ]
+    lo, hi = min(along), max(along)
+    out = []
+    for ln in group:
+        c = np.asarray(ln.center)
+        mid = c - float(np.dot(c - origin, u)) * u
+        p0, p1 = mid + lo * u, mid + hi * u
+        out.append(
+            Line((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])), ln.height)
+        )
+    return out
 
 
 def _dedupe(groups: list[list[Line]]) -> list[list[Line]]:
@@ -434,7 +464,7 @@ def _score(result: MrzResult, confidence: float) -> float:
     return (100.0 if result.valid else 0.0) + 5.0 * passed + 10.0 * confidence
 
 
-def read_mrz(image: np.ndarray, *, max_groups: int = 8) -> MrzReading:
+def read_mrz(image: np.ndarray, *, max_groups: int = 6) -> MrzReading:
     """Find and read the MRZ of a document in a BGR (or gray) image."""
     start = time.perf_counter()
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -450,6 +480,8 @@ def read_mrz(image: np.ndarray, *, max_groups: int = 8) -> MrzReading:
             score = _score(result, conf)
             if best is None or score > best[0]:
                 best = (score, text, result, conf)
+            if result.valid:
+                break
         if best is not None and best[2].valid:
             break
     ms = (time.perf_counter() - start) * 1000
