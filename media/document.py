@@ -224,11 +224,21 @@ def _line_quads(lines: np.ndarray, w: int, h: int) -> np.ndarray:
     return quads[np.isfinite(quads).all(axis=(1, 2))]
 
 
+def _signed_areas(quads: np.ndarray) -> np.ndarray:
+    nxt = np.roll(quads, -1, axis=1)
+    cross = quads[:, :, 0] * nxt[:, :, 1] - nxt[:, :, 0] * quads[:, :, 1]
+    return 0.5 * cross.sum(1)
+
+
+def _areas(quads: np.ndarray) -> np.ndarray:
+    return np.abs(_signed_areas(quads))
+
+
 def _score_quads(
-    quads: np.ndarray, dist: np.ndarray, kind: str | None
+    quads: np.ndarray, grad: tuple[np.ndarray, np.ndarray], kind: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edge support, shape and size of each quad; returns (scores, is_td3)."""
-    h, w = dist.shape
+    h, w = grad[0].shape
     nxt = np.roll(quads, -1, axis=1)
     side = np.linalg.norm(nxt - quads, axis=2)  # (Q, 4)
     cross = np.cross(nxt - quads, np.roll(quads, -2, axis=1) - nxt)
@@ -253,16 +263,32 @@ def _score_quads(
         fit_id1 = np.zeros_like(fit_id1)
     fit = np.maximum(fit_id1, fit_td3)
 
-    # edge support: samples along each side that lie on an edge
+    # edge support: a step edge across the side, of one polarity all along it
+    # (lines through text or patterns flip polarity, a document's outline does not)
+    gx, gy = grad
     t = np.linspace(0.03, 0.97, 32)
     pts = quads[:, :, None, :] + t[None, None, :, None] * (nxt - quads)[:, :, None, :]
+    d = (nxt - quads) / (side[..., None] + 1e-9)
+    normal = np.stack([-d[..., 1], d[..., 0]], -1)[:, :, None, :]  # (Q, 4, 1, 2)
+    best = np.zeros(pts.shape[:3])
+    for off in (-1.5, 0.0, 1.5):
+        p = pts + off * normal
+        xs, ys = p[..., 0], p[..., 1]
+        xi = np.clip(xs, 0, w - 1).astype(np.int32)
+        yi = np.clip(ys, 0, h - 1).astype(np.int32)
+        gn = gx[yi, xi] * normal[..., 0] + gy[yi, xi] * normal[..., 1]
+        best = np.where(np.abs(gn) > np.abs(best), gn, best)
     xs, ys = pts[..., 0], pts[..., 1]
     inside = (xs >= 1) & (xs < w - 1) & (ys >= 1) & (ys < h - 1)
-    xi = np.clip(xs, 0, w - 1).astype(np.int32)
-    yi = np.clip(ys, 0, h - 1).astype(np.int32)
-    on_edge = (dist[yi, xi] <= 1.5) & inside
+    strong = (np.abs(best) > 12) & inside
+    pos = ((best > 0) & strong).sum(2)
+    neg = ((best < 0) & strong).sum(2)
     n_in = inside.sum(2)
-    support = on_edge.sum(2) / np.maximum(n_in, 1)  # (Q, 4)
+    # the inside must be brighter (or darker) than the outside on all four sides
+    orient = np.sign(_signed_areas(quads))[:, None]
+    signed = (pos - neg) / np.maximum(n_in, 1) * orient
+    major = np.sign(signed.sum(1, keepdims=True) + 1e-9)
+    support = np.clip(signed * major, 0, 1)  # (Q, 4)
     seen = n_in >= 8
     side_ok = np.where(seen, support, 1.0).min(1)
     mean_support = (support * seen).sum(1) / np.maximum(seen.sum(1), 1)
@@ -388,7 +414,11 @@ def detect_document(frame: np.ndarray, kind: str | None = None) -> Detection | N
     sh, sw = small.shape[:2]
 
     edges = np.maximum(*_edge_maps(small))
-    dist = cv2.distanceTransform(255 - edges, cv2.DIST_L2, 3)
+    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    grad = (
+        cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3) / 4,
+        cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3) / 4,
+    )
     quads = [_line_quads(_hough_lines(edges), sw, sh)]
     contour_quads = _candidates(small)
     if contour_quads:
@@ -396,8 +426,12 @@ def detect_document(frame: np.ndarray, kind: str | None = None) -> Detection | N
     allq = np.concatenate(quads)
     if not len(allq):
         return None
-    scores, td3 = _score_quads(allq, dist, kind)
-    k = int(np.argmax(scores))
+    scores, td3 = _score_quads(allq, grad, kind)
+    # the outermost of the well-supported outlines: inner frames (portrait,
+    # hologram patch, header band) also look like documents
+    top = float(scores.max())
+    good = np.flatnonzero(scores >= 0.7 * top)
+    k = int(good[np.argmax(_areas(allq[good]))])
     best_score = float(scores[k])
     if best_score < 0.3:
         return None

@@ -290,15 +290,15 @@ def draw_document(kind: str = "id1", seed: int = 0) -> SpecimenDocument:
     title = "SPECIMEN IDENTITY CARD" if kind == "id1" else "SPECIMEN PASSPORT"
     cv2.rectangle(
         img,
-        (int(18 * u), int(14 * u)),
-        (w - int(18 * u), int(70 * u)),
+        (int(36 * u), int(30 * u)),
+        (w - int(36 * u), int(80 * u)),
         (120, 90, 60),
         -1,
     )
     text.label(
         img,
         "UTOPIA  -  " + title,
-        (int(30 * u), int(48 * u)),
+        (int(50 * u), int(66 * u)),
         1.1 * u,
         (245, 245, 245),
         max(1, int(2 * u)),

@@ -1,0 +1,357 @@
+"""Torch-driven check of optically variable features (holograms, kinegrams).
+
+The server picks a random torch on/off pattern; the phone follows it while the
+camera films the document. A genuine diffractive feature changes hue and shows a
+moving specular highlight in step with the torch; a flat print only gets brighter;
+a screen replay does not light up with the torch at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from media.document import Detection, detect_document, rectify
+
+logger = logging.getLogger(__name__)
+
+GRID = (8, 5)  # cells across and down the rectified document
+ANALYSIS_SIZE = (256, 162)
+SETTLE_S = 0.12  # frames this close to a torch switch are ambiguous (exposure lag)
+MIN_FRAMES = 3  # lit and unlit frames each
+HUE_RESPONSE = 0.035  # chromaticity change (rg units) that counts as a colour change
+BRIGHTNESS_CORR = 0.5  # correlation of document brightness with the torch pattern
+
+
+def random_torch_pattern(
+    seconds: float = 4.0,
+    *,
+    min_step: float = 0.4,
+    max_step: float = 1.0,
+    lead: float = 0.5,
+) -> list[tuple[float, float]]:
+    """Unpredictable torch-on intervals for a challenge (secrets, not random).
+
+    At least two on and two off intervals; the first `lead` seconds are off.
+    """
+    span_ms = int((max_step - min_step) * 1000)
+    while True:
+        t, on, out = lead, bool(secrets.randbelow(2)), []
+        while t < seconds - 0.05:
+            step = min_step + secrets.randbelow(span_ms + 1) / 1000
+            end = min(seconds, t + step)
+            if on:
+                out.append((round(t, 3), round(end, 3)))
+            on, t = not on, end
+        on_time = sum(b - a for a, b in out)
+        if len(out) >= 2 and 0.25 * seconds <= on_time <= 0.7 * seconds:
+            return out
+
+
+@dataclass
+class IntervalFigures:
+    start: float
+    end: float
+    torch: bool
+    frames: int
+    brightness: float
+    hue_change: float
+    highlight: float
+
+    def to_json(self) -> dict:
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "torch": self.torch,
+            "frames": self.frames,
+            "brightness": round(self.brightness, 1),
+            "hue_change": round(self.hue_change, 4),
+            "highlight": round(self.highlight, 4),
+        }
+
+
+@dataclass
+class HologramResult:
+    """Verdict 'genuine', 'suspect' or 'inconclusive', with the reason and figures."""
+
+    verdict: str
+    score: float
+    reason: str
+    intervals: list[IntervalFigures] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+    overlay: np.ndarray | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "score": round(self.score, 3),
+            "reason": self.reason,
+            "figures": self.figures,
+            "intervals": [iv.to_json() for iv in self.intervals],
+        }
+
+
+def _chromaticity(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cell rg chromaticity about grey (gain-invariant), brightness and
+    highlight share."""
+    f = img.astype(np.float32)
+    s = f.sum(2) + 1.0
+    spec = ((f.max(2) >= 245) & (f.min(2) > 200)).astype(np.float32)
+    gx, gy = GRID
+    h, w = img.shape[:2]
+    ch, cw = h // gy, w // gx
+
+    def cells(a: np.ndarray) -> np.ndarray:
+        a = a[: ch * gy, : cw * gx]
+        return a.reshape(gy, ch, gx, cw).sum((1, 3))
+
+    # sums over the whole cell, no masking: clipping and glare then only
+    # desaturate, which _colour_change ignores; a mask would change what is averaged
+    total = cells(s)
+    r = cells(f[..., 2]) / total - 1 / 3
+    g = cells(f[..., 1]) / total - 1 / 3
+    bright = cells(f.mean(2)) / (ch * cw)
+    high = cells(spec) / (ch * cw)
+    return np.stack([r, g], -1), bright, high
+
+
+def _colour_change(chroma: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Hue turn plus gain in saturation against the torch-off reference; a loss of
+    saturation (glare, clipping of a print) is not a diffractive response."""
+    r_ref = np.linalg.norm(ref, axis=-1)
+    unit = ref / np.maximum(r_ref, 1e-6)[..., None]
+    along = (chroma * unit[None]).sum(-1)
+    perp = np.linalg.norm(chroma - along[..., None] * unit[None], axis=-1)
+    change = perp + np.maximum(0.0, along - r_ref[None])
+    plain = np.linalg.norm(chroma - ref[None], axis=-1)
+    return np.where(r_ref[None] > 0.01, change, plain)
+
+
+def _corr(x: np.ndarray, lit: np.ndarray) -> np.ndarray:
+    """Point-biserial correlation of each column of x with the lit flags."""
+    xm = x - x.mean(0)
+    lm = lit - lit.mean()
+    den = np.sqrt((xm**2).sum(0) * (lm**2).sum()) + 1e-9
+    return (xm * lm[:, None]).sum(0) / den
+
+
+def align(
+    frames: Sequence[np.ndarray], kind: str | None = None
+) -> tuple[list[np.ndarray | None], str]:
+    """Rectify every frame to the analysis size; frames without a document are None
+    unless a neighbour's outline can stand in (the phone moves little per frame)."""
+    dets: list[Detection | None] = [detect_document(f, kind) for f in frames]
+    found = [d for d in dets if d is not None]
+    if not found:
+        return [None] * len(frames), kind or "id1"
+    doc_kind = kind or max(
+        {"id1", "td3"}, key=lambda k: sum(d.kind == k for d in found)
+    )
+    out: list[np.ndarray | None] = []
+    last = None
+    for frame, det in zip(frames, dets):
+        if det is not None:
+            last = det
+        use = det or last
+        out.append(
+            None
+            if use is None
+            else rectify(frame, use.corners, doc_kind, ANALYSIS_SIZE)
+        )
+    return out, doc_kind
+
+
+def check_hologram(
+    frames: Sequence[np.ndarray],
+    times: Sequence[float],
+    torch_on: Sequence[tuple[float, float]],
+    *,
+    kind: str | None = None,
+) -> HologramResult:
+    """Judge the optically variable features from frames filmed under a torch pattern."""
+    times = np.asarray(times, np.float64)
+    lit = np.array([any(a <= t < b for a, b in torch_on) for t in times])
+    edges = [e for iv in torch_on for e in iv]
+    settled = np.array([all(abs(t - e) >= SETTLE_S for e in edges) for t in times])
+
+    # align frames to the rectified document
+    rect, doc_kind = align(frames, kind)
+    usable = np.array([r is not None for r in rect]) & settled
+    n_lit, n_dark = int((usable & lit).sum()), int((usable & ~lit).sum())
+    share = float(np.mean([r is not None for r in rect])) if len(rect) else 0.0
+    if share < 0.5:
+        return HologramResult(
+            "inconclusive", 0.0, f"document found in only {share:.0%} of frames"
+        )
+    if n_lit < MIN_FRAMES or n_dark < MIN_FRAMES:
+        return HologramResult(
+            "inconclusive",
+            0.0,
+            f"too few usable frames: {n_lit} with torch, {n_dark} without "
+            f"(need {MIN_FRAMES} each)",
+        )
+
+    # per-frame, per-cell measures
+    idx = np.flatnonzero(usable)
+    chroma, bright, high = zip(*(_chromaticity(rect[i]) for i in idx))
+    chroma, bright, high = np.array(chroma), np.array(bright), np.array(high)
+    lit_u = lit[idx].astype(np.float64)
+    ref = np.median(chroma[lit_u == 0], axis=0)
+    change = _colour_change(chroma, ref)  # (T, gy, gx)
+    t_n = len(idx)
+    change_f = change.reshape(t_n, -1)
+    hue_corr = _corr(change_f, lit_u)
+    hue_gain = change_f[lit_u == 1].mean(0) - change_f[lit_u == 0].mean(0)
+    bright_doc = bright.reshape(t_n, -1).mean(1)
+    bright_corr = float(_corr(bright_doc[:, None], lit_u)[0])
+    high_f = high.reshape(t_n, -1)
+    high_corr = _corr(high_f, lit_u)
+
+    responding = (hue_corr > 0.6) & (hue_gain > HUE_RESPONSE)
+    n_resp = int(responding.sum())
+    motion = _highlight_motion(high[lit_u == 1], responding.reshape(high.shape[1:]))
+
+    # verdict
+    hue_strength = float(
+        np.clip(
+            np.sort(hue_gain * np.clip(hue_corr, 0, 1))[-2:].mean()
+            / (2 * HUE_RESPONSE),
+            0,
+            1,
+        )
+    )
+    light = float(np.clip(bright_corr, 0, 1))
+    score = round(0.6 * hue_strength + 0.25 * light + 0.15 * min(1.0, motion / 0.1), 3)
+    figures = {
+        "kind": doc_kind,
+        "frames": t_n,
+        "lit_frames": n_lit,
+        "dark_frames": n_dark,
+        "brightness_correlation": round(bright_corr, 3),
+        "responding_cells": n_resp,
+        "cells": int(responding.size),
+        "max_hue_change": round(float(hue_gain.max()), 4),
+        "highlight_correlation": round(float(high_corr.max()), 3),
+        "highlight_motion": round(motion, 4),
+    }
+    if bright_corr < BRIGHTNESS_CORR and n_resp == 0:
+        verdict, reason = (
+            "suspect",
+            (
+                "the document does not light up with the torch: a screen replay, or the "
+                "torch did not follow the pattern"
+            ),
+        )
+    elif bright_corr < BRIGHTNESS_CORR:
+        verdict, reason = (
+            "suspect",
+            ("colour changes do not follow the torch pattern (inconsistent response)"),
+        )
+    elif n_resp == 0:
+        verdict, reason = (
+            "suspect",
+            (
+                "the document brightens under the torch but no area changes colour: "
+                "a flat copy without an optically variable feature"
+            ),
+        )
+    else:
+        verdict, reason = (
+            "genuine",
+            (f"{n_resp} area(s) change colour in step with the torch"),
+        )
+    intervals = _interval_figures(
+        times[idx],
+        lit[idx],
+        bright_doc,
+        change_f,
+        high_f,
+        responding.ravel(),
+        torch_on,
+        times,
+    )
+    overlay = _overlay(
+        rect[idx[0]] if lit_u[0] == 0 else rect[idx[-1]],
+        hue_gain.reshape(high.shape[1:]),
+        responding.reshape(high.shape[1:]),
+    )
+    logger.info(
+        "- hologram check: %s (score %.2f, %d responding cells)", verdict, score, n_resp
+    )
+    return HologramResult(verdict, score, reason, intervals, figures, overlay)
+
+
+def _highlight_motion(high_lit: np.ndarray, responding: np.ndarray) -> float:
+    """How far the specular highlight's centroid moves across lit frames (document
+    widths), within the responding area."""
+    if not responding.any() or not len(high_lit):
+        return 0.0
+    gy, gx = responding.shape
+    ys, xs = np.mgrid[0:gy, 0:gx]
+    pts = []
+    for h in high_lit:
+        w = h * responding
+        if w.sum() > 1e-4:
+            pts.append(((xs * w).sum() / w.sum() / gx, (ys * w).sum() / w.sum() / gy))
+    if len(pts) < 2:
+        return 0.0
+    return float(np.linalg.norm(np.std(np.array(pts), axis=0)))
+
+
+def _interval_figures(
+    t: np.ndarray,
+    lit: np.ndarray,
+    bright: np.ndarray,
+    change: np.ndarray,
+    high: np.ndarray,
+    responding: np.ndarray,
+    torch_on: Sequence[tuple[float, float]],
+    all_times: np.ndarray,
+) -> list[IntervalFigures]:
+    cuts = sorted(
+        {float(all_times.min()), float(all_times.max()) + 1e-6}
+        | {e for iv in torch_on for e in iv if all_times.min() < e < all_times.max()}
+    )
+    area = responding if responding.any() else np.ones_like(responding)
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        sel = (t >= a) & (t < b)
+        on = any(x <= (a + b) / 2 < y for x, y in torch_on)
+        if not sel.any():
+            out.append(IntervalFigures(a, b, on, 0, 0.0, 0.0, 0.0))
+            continue
+        out.append(
+            IntervalFigures(
+                a,
+                b,
+                on,
+                int(sel.sum()),
+                float(bright[sel].mean()),
+                float(change[sel][:, area].mean()),
+                float(high[sel][:, area].mean()),
+            )
+        )
+    return out
+
+
+def _overlay(doc: np.ndarray, gain: np.ndarray, responding: np.ndarray) -> np.ndarray:
+    """The rectified document with a heat map of colour response, boxes on cells
+    that responded in step with the torch."""
+    h, w = doc.shape[:2]
+    heat = np.clip(gain / (3 * HUE_RESPONSE), 0, 1)
+    heat = cv2.resize(
+        (heat * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
+    )
+    color = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
+    out = cv2.addWeighted(doc, 0.6, color, 0.4, 0)
+    gy, gx = responding.shape
+    for y, x in zip(*np.nonzero(responding)):
+        p0 = (int(x * w / gx), int(y * h / gy))
+        p1 = (int((x + 1) * w / gx) - 1, int((y + 1) * h / gy) - 1)
+        cv2.rectangle(out, p0, p1, (255, 255, 255), 2)
+    return out
