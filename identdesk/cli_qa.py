@@ -67,8 +67,8 @@ def _ssl(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        probe_video(args.video)
-        script = load_script(args.script)
+        info = probe_video(args.video)
+        script = load_script(args.script, info.seconds)
         if args.server:
             if not (args.api_key and args.agent and args.password):
                 raise QaError("--server needs --api-key, --agent and --password")

@@ -35,14 +35,21 @@ from signaling.results import SIGNATURE_HEADER, verify_detached
 
 logger = logging.getLogger(__name__)
 
+# The default script follows a typical phone video: front, torch on and off over
+# the front, back, face. Times are fractions of the video's length.
 DEFAULT_SCRIPT = [
-    {"at": 1.0, "action": "capture", "kind": "front"},
-    {"at": 2.0, "action": "torch", "on": True},
-    {"at": 3.0, "action": "torch", "on": False},
-    {"at": 4.0, "action": "capture", "kind": "back"},
-    {"at": 5.0, "action": "capture", "kind": "face"},
-    {"at": 6.0, "action": "decide", "decision": "approve", "reason": "ok"},
+    {"at": 0.15, "action": "capture", "kind": "front"},
+    {"at": 0.30, "action": "torch", "on": True},
+    {"at": 0.45, "action": "torch", "on": False},
+    {"at": 0.65, "action": "capture", "kind": "back"},
+    {"at": 0.85, "action": "capture", "kind": "face"},
+    {"at": 0.95, "action": "decide", "decision": "approve", "reason": "ok"},
 ]
+
+
+def default_script(seconds: float) -> list[dict[str, Any]]:
+    length = seconds if seconds > 0 else 10.0
+    return [{**step, "at": round(step["at"] * length, 2)} for step in DEFAULT_SCRIPT]
 
 
 class QaError(Exception):
@@ -77,9 +84,9 @@ def probe_video(path: str) -> VideoInfo:
     del stream
 
 
-def load_script(path: str | None) -> list[dict[str, Any]]:
+def load_script(path: str | None, seconds: float = 10.0) -> list[dict[str, Any]]:
     if path is None:
-        return DEFAULT_SCRIPT
+        return default_script(seconds)
     try:
         steps = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
