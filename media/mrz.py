@@ -392,3 +392,13 @@ def parse_mrz(
         reason=reason,
         corrections=corrections,
     )
+
+
+def alnum_positions(fmt: str) -> list[tuple[int, int]]:
+    """(line, column) of every character in a field that mixes letters and digits."""
+    return [
+        (span.line, col)
+        for span in _layout(fmt).values()
+        if span.kind == "alnum"
+        for col in range(span.start, span.end)
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from media.mrz import ALPHABET, MrzResult, parse_mrz
+from media.mrz import ALPHABET, MrzResult, alnum_positions, detect_format, parse_mrz
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ GLYPH_W, GLYPH_H = 16, 24
 CAP = 28  # cap height in pixels of a straightened line strip
 MARGIN = 14  # rows above and below the cap band in the strip
 LINE_LENGTHS = {3: (30,), 2: (36, 44)}
-WORK_SIZES = (800, 420)  # working image sizes (longest side) for the line search
+WORK_SIZES = (800, 420)
+AMBIGUOUS = 0.08  # second-choice probability that makes a glyph worth a retry
+MAX_REPAIRS = 6  # working image sizes (longest side) for the line search
 
 
 @dataclass(frozen=True)
@@ -119,12 +122,17 @@ def classify(glyphs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
 # -- straightening and cutting a line ----------------------------------------
 
 
+def _pad(line: Line, cap: float) -> float:
+    """Room beyond the line's ends: a line found too short still fits."""
+    return 1.2 * cap
+
+
 def warp_strip(gray: np.ndarray, line: Line, cap: float) -> np.ndarray:
     """The line resampled upright so that its cap height `cap` becomes CAP px."""
     s = CAP / max(cap, 1.0)
     u = line.unit
     v = np.array([-u[1], u[0]])
-    pad = 1.2 * cap
+    pad = _pad(line, cap)
     width = int(round((line.length + 2 * pad) * s))
     height = CAP + 2 * MARGIN
     origin = np.asarray(line.p0) - pad * u - (height / 2 / s) * v
@@ -185,7 +193,7 @@ def _straighten(gray: np.ndarray, line: Line) -> tuple[Line, float] | None:
         # move the axis onto the band's centre line, in source pixels
         u = line.unit
         v = np.array([-u[1], u[0]])
-        pad = 1.2 * cap
+        pad = _pad(line, cap)
         mid_y = (CAP + 2 * MARGIN) / 2
         ends = []
         for x_strip in (pad * s, pad * s + line.length * s):
@@ -308,8 +316,58 @@ def read_lines(
     probs = classify(glyphs, model)
     best = probs.argmax(axis=1)
     text = "".join(ALPHABET[i] for i in best)
-    out = [text[i * count : (i + 1) * count] for i in range(len(lines))]
+    out = _repair([text[i * count : (i + 1) * count] for i in range(len(lines))], probs)
     return out, float(probs.max(axis=1).mean())
+
+
+def _digit_context(lines: list[str]) -> list[str]:
+    """An O between two digits of a document number or optional data is a 0.
+
+    OCR-B's O and 0 differ only in width; inside a run of digits the digit is
+    the reading that number series use (a prior, not a check-digit correction).
+    """
+    fmt = detect_format(lines)
+    if not fmt:
+        return lines
+    out = [list(line) for line in lines]
+    for row, col in alnum_positions(fmt):
+        line = lines[row]
+        if line[col] != "O" or not 0 < col < len(line) - 1:
+            continue
+        if line[col - 1].isdigit() and line[col + 1].isdigit():
+            out[row][col] = "0"
+    return ["".join(line) for line in out]
+
+
+def _repair(lines: list[str], probs: np.ndarray) -> list[str]:
+    """Swap in the classifier's second choice where only that passes the checks.
+
+    Only glyphs the classifier itself found ambiguous (second choice at least
+    AMBIGUOUS) are tried, one or two at a time, and a repair is taken only if it
+    is the single one that makes every check digit pass.
+    """
+    lines = _digit_context(lines)
+    if parse_mrz(lines).valid:
+        return lines
+    order = np.argsort(probs, axis=1)
+    second = order[:, -2]
+    p2 = probs[np.arange(len(probs)), second]
+    spots = [int(i) for i in np.argsort(-p2)[:MAX_REPAIRS] if p2[i] >= AMBIGUOUS]
+    count = len(lines[0])
+    flat = "".join(lines)
+    found = []
+    for n in (1, 2):
+        for combo in itertools.combinations(spots, n):
+            chars = list(flat)
+            for i in combo:
+                chars[i] = ALPHABET[second[i]]
+            text = "".join(chars)
+            trial = [text[k * count : (k + 1) * count] for k in range(len(lines))]
+            if parse_mrz(trial).valid:
+                found.append(trial)
+        if found:
+            break
+    return found[0] if len(found) == 1 else lines
 
 
 # -- finding candidate lines -------------------------------------------------
