@@ -190,6 +190,15 @@ class PhoneClient(_Socket):
                 return
             self.received[track.kind] += 1
 
+    async def wait_received(self, kind: str, count: int, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.received[kind] < count:
+            if time.monotonic() > deadline:
+                raise ProtocolError(
+                    f"phone got {self.received[kind]} of {count} {kind} frames"
+                )
+            await asyncio.sleep(0.05)
+
     async def close(self) -> None:
         for task in self._consumers:
             task.cancel()
@@ -242,18 +251,26 @@ class AgentClient(_Socket):
                 raise ProtocolError(f"no case waiting within {timeout} s")
             await asyncio.sleep(0.2)
 
-    async def connect_media(self) -> None:
+    async def connect_media(self, tracks: list[MediaStreamTrack] | None = None) -> None:
+        """Offer the agent leg; with `tracks`, the agent's camera and microphone too."""
+        if self.pc is not None:
+            await self.pc.close()
         pc = RTCPeerConnection()
         self.pc = pc
-        pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
+        if tracks:
+            for track in tracks:
+                pc.addTrack(track)
+        else:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._consumers.append(asyncio.ensure_future(self._consume(track)))
 
+        mark = self.log.mark()
         await self.send({"type": "offer", "sdp": await _gathered_offer(pc)})
-        answer = await self.log.expect("answer")
+        answer = await self.log.expect("answer", since=mark)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     async def _consume(self, track: MediaStreamTrack) -> None:

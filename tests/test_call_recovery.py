@@ -1,0 +1,107 @@
+"""Calls survive a phone reload; an agent who hangs up puts the case back."""
+
+from __future__ import annotations
+
+from aiortc import AudioStreamTrack
+
+from identdesk.clients import AgentClient, PhoneClient, activate_and_consent, create_case
+from tests.conftest import Server
+from tests.media_fixtures import SceneTrack
+
+
+async def _waiting_phone(server: Server) -> tuple[PhoneClient, str]:
+    case = await create_case(server.http, server.base, server.api_key)
+    consent = await activate_and_consent(server.http, case["activation_url"])
+    phone = PhoneClient(
+        server.http, server.base, tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()]
+    )
+    await phone.join(consent["tan"])
+    await phone.log.expect("queued")
+    return phone, consent["tan"]
+
+
+async def test_agent_media_reaches_the_phone(server: Server) -> None:
+    phone, _ = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        await agent.take_case()
+        await agent.connect_media([SceneTrack(320, 240), AudioStreamTrack()])
+        await agent.wait_frames(5)
+        await phone.wait_received("video", 5)
+        await phone.wait_received("audio", 5)
+    finally:
+        await phone.close()
+        await agent.close()
+
+
+async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
+    phone, tan = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    second = PhoneClient(
+        server.http, server.base, tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()]
+    )
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        case = await agent.take_case()
+        await agent.connect_media()
+        await agent.wait_frames(3)
+
+        # the page reloads: the old socket goes, a new one joins with the same number
+        await phone.close()
+        await agent.log.expect("phone_left")
+        before = agent.frames
+        joined = await second.join(tan)
+        assert joined["case_id"] == case["id"]
+        await second.log.expect("call")
+        await agent.log.expect("phone_rejoined")
+        await agent.wait_frames(before + 5)
+        assert (await server.svc.store.get(case["id"])).state.value == "in_call"
+        snap = await agent.capture("front")
+        assert snap["width"] == 320
+    finally:
+        await second.close()
+        await agent.close()
+
+
+async def test_agent_hangup_puts_the_case_back_in_the_queue(server: Server) -> None:
+    phone, _ = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        case = await agent.take_case()
+        await agent.connect_media()
+        await agent.wait_frames(2)
+        await agent.request({"type": "hangup"}, "hung_up")
+        await phone.log.expect("agent_left")
+        queued = await phone.log.expect("queued")
+        assert queued["position"] == 1
+        assert (await server.svc.store.get(case["id"])).state.value == "waiting"
+        # the next agent gets the same case, and the call works again
+        again = await agent.take_case()
+        assert again["id"] == case["id"]
+        await agent.connect_media()
+        await agent.wait_frames(agent.frames + 3)
+    finally:
+        await phone.close()
+        await agent.close()
+
+
+async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(server: Server) -> None:
+    phone, _ = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        case = await agent.take_case()
+        await agent.connect_media()
+        await agent.wait_frames(2)
+        await agent.capture("front")
+        await agent.close()  # the agent's browser vanishes
+        await phone.log.expect("agent_left")
+        assert (await server.svc.store.get(case["id"])).state.value == "waiting"
+        kinds = sorted(r.kind for r in await server.svc.evidence.list(case["id"]))
+        assert kinds == ["front", "recording"]
+        events = [e["action"] for e in await server.svc.store.events(case["id"])]
+        assert "capture" in events and "hangup" in events
+    finally:
+        await phone.close()
