@@ -1,0 +1,509 @@
+"""Commands for the document tools: `doc analyze`, `doc render`, `hologram check`,
+`eval doc` and `eval hologram`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from media import render
+from media.document import RECTIFIED_SIZE, corner_error, detect_document, rectify
+from media.faces import find_faces, portrait_face
+from media.hologram import check_hologram, random_torch_pattern
+from media.quality import assess, best_index
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi"}
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS_DOCS = (
+    ("ausweiskopie/npa_2021.png", "id1"),
+    ("ausweiskopie/npa_2019.jpg", "id1"),
+    ("ausweiskopie/npa_back.png", "id1"),
+    ("ausweiskopie/passport.png", "td3"),
+    ("passporteye/testdata/100_pass-bdr.jpg", "td3"),
+)
+
+
+class InputError(Exception):
+    """A file that cannot be read; the command exits 2 with this message."""
+
+
+def register(commands: Any) -> None:
+    doc = commands.add("doc", "document tools: analyze a frame, render test videos")
+    sub = doc.add_subparsers(dest="doc_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser(
+        "analyze",
+        help="corners, quality, faces and MRZ of an image "
+        "or of the best frame of a video",
+    )
+    p.add_argument("path", metavar="IMAGE_OR_VIDEO")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--save", metavar="DIR", help="write rectified image and crops here")
+    p.set_defaults(func=_guard(cmd_analyze))
+
+    p = sub.add_parser("render", help="render a synthetic phone-camera video")
+    p.add_argument("out", metavar="OUT", help="output video (.mp4, .mkv or .webm)")
+    p.add_argument("--document", choices=("id1", "td3"), default="id1")
+    p.add_argument("--image", help="render this document image instead of a drawn one")
+    p.add_argument("--attack", choices=render.ATTACKS, default="none")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--resolution", choices=("720p", "1080p"), default="720p")
+    p.add_argument(
+        "--torch-on",
+        default=None,
+        help="lit intervals A-B,C-D in seconds (default: a random pattern)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--partial", action="store_true", help="one side out of frame")
+    p.set_defaults(func=_guard(cmd_render))
+
+    holo = commands.add("hologram", "torch-driven hologram check")
+    hsub = holo.add_subparsers(
+        dest="hologram_command", metavar="SUBCOMMAND", required=True
+    )
+    p = hsub.add_parser("check", help="judge a video filmed under a torch pattern")
+    p.add_argument("video", metavar="VIDEO")
+    p.add_argument("--window", required=True, help="START-END seconds to analyse")
+    p.add_argument("--torch-on", required=True, help="lit intervals A-B[,C-D...]")
+    p.add_argument("--document", choices=("id1", "td3"), default=None)
+    p.add_argument("--overlay", metavar="PNG", help="write the response image here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_hologram_check))
+
+    ev = commands.group("eval", "evaluate the document tools")
+    p = ev.add_parser("doc", help="document detection on rendered scenes and corpus")
+    p.add_argument("-n", "--scenes", type=int, default=40)
+    p.add_argument("--frames", type=int, default=3, help="frames per scene")
+    p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_eval_doc))
+    p = ev.add_parser(
+        "hologram",
+        help="hologram check error rates on rendered "
+        "genuine, flat-copy and screen sequences",
+    )
+    p.add_argument("-n", "--sequences", type=int, default=20, help="per variant")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=2000)
+    p.add_argument(
+        "--corpus-n", type=int, default=2, help="sequences per variant and corpus image"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_guard(cmd_eval_hologram))
+
+
+def _guard(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InputError as exc:
+            print(f"identdesk: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _progress(text: str) -> None:
+    print(f"\r{text}", end="", file=sys.stderr, flush=True)
+
+
+def _read_image(path: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise InputError(f"cannot read {path!r}: no such file")
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"cannot read {path!r}: not an image")
+    return img
+
+
+def _read_video(
+    path: str, start: float = 0.0, end: float = float("inf")
+) -> tuple[list[np.ndarray], list[float]]:
+    if not Path(path).is_file():
+        raise InputError(f"cannot read {path!r}: no such file")
+    try:
+        frames, times = render.read_video(path, start, end)
+    except Exception as exc:  # PyAV raises many kinds for a broken file
+        raise InputError(f"cannot read {path!r}: not a video ({exc})") from None
+    if not frames:
+        raise InputError(f"cannot read {path!r}: no frames between {start} and {end} s")
+    return frames, times
+
+
+def _interval(text: str) -> tuple[float, float]:
+    try:
+        ((a, b),) = render.parse_intervals(text)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return a, b
+
+
+# --- doc analyze ---------------------------------------------------------------
+
+
+def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
+    """Everything the agent sees about one frame, as JSON-ready values."""
+    out: dict[str, Any] = {"width": frame.shape[1], "height": frame.shape[0]}
+    q = assess(frame)
+    out["quality"] = q.to_json()
+    det = q.detection
+    out["document"] = det.to_json() if det else None
+    out["faces"] = [f.to_json() for f in find_faces(frame)]
+    doc = rectify(frame, det.corners, det.kind) if det else None
+    portrait = portrait_face(doc) if doc is not None else None
+    out["portrait"] = portrait.to_json() if portrait else None
+    out["mrz"] = _read_mrz(doc if doc is not None else frame)
+    out["_rectified"] = doc
+    return out
+
+
+def _read_mrz(image: np.ndarray) -> dict[str, Any] | None:
+    try:
+        from media.mrz_reader import read_mrz
+    except ImportError:
+        return None
+    return read_mrz(image).to_dict()
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    path = args.path
+    frame_info: dict[str, Any] = {}
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        frames, times = _read_video(path)
+        quals, prev = [], None
+        for f in frames:
+            q = assess(f, prev)
+            prev = q.detection
+            quals.append(q)
+        k = best_index(quals)
+        k = 0 if k is None else k
+        frame = frames[k]
+        frame_info = {"frame": k, "time": round(times[k], 3), "frames": len(frames)}
+    else:
+        frame = _read_image(path)
+    out = analyze_frame(frame)
+    doc = out.pop("_rectified")
+    out = {"path": path, **frame_info, **out}
+    if args.save and doc is not None:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(Path(args.save) / "rectified.png"), doc)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    _print_analysis(out)
+    return 0
+
+
+def _print_analysis(out: dict[str, Any]) -> None:
+    print(
+        f"{out['path']}: {out['width']}x{out['height']}"
+        + (f", best frame {out['frame']} at {out['time']} s" if "frame" in out else "")
+    )
+    d = out["document"]
+    if d:
+        print(f"  document {d['kind']} score {d['score']} visible {d['visible']}")
+        print(f"  corners {d['corners']}")
+    else:
+        print("  document not found")
+    q = out["quality"]
+    print(
+        f"  quality sharpness {q['sharpness']} brightness {q['brightness']} "
+        f"glare {q['glare']} size {q['size']} score {q['score']} ({q['ms']} ms)"
+    )
+    if q["hints"]:
+        print(f"  hints: {'; '.join(q['hints_en'])} / {'; '.join(q['hints_de'])}")
+    print(
+        f"  faces in frame: {len(out['faces'])}; portrait on document: "
+        f"{'yes' if out['portrait'] else 'no'}"
+    )
+    m = out["mrz"]
+    if m is None:
+        print("  MRZ: reader not available")
+    else:
+        print(f"  MRZ: found {m['found']} valid {m['valid']} type {m.get('type')}")
+
+
+# --- doc render ----------------------------------------------------------------
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    width, height = (1280, 720) if args.resolution == "720p" else (1920, 1080)
+    if args.image:
+        doc = render.document_from_image(_read_image(args.image), args.document)
+    else:
+        doc = render.draw_document(args.document, seed=args.seed)
+    if args.torch_on:
+        try:
+            torch_on = render.parse_intervals(args.torch_on)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    else:
+        torch_on = random_torch_pattern(args.seconds)
+    video = render.render_video(
+        doc,
+        seconds=args.seconds,
+        fps=args.fps,
+        width=width,
+        height=height,
+        attack=args.attack,
+        torch_on=torch_on,
+        seed=args.seed,
+        partial=args.partial,
+    )
+    try:
+        render.write_video(args.out, video.frames, video.fps)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    on = ",".join(f"{a:g}-{b:g}" for a, b in torch_on)
+    print(
+        f"wrote {args.out}: {len(video.frames)} frames {width}x{height} "
+        f"{args.attack} torch-on {on}"
+    )
+    return 0
+
+
+# --- hologram check --------------------------------------------------------------
+
+
+def cmd_hologram_check(args: argparse.Namespace) -> int:
+    start, end = _interval(args.window)
+    try:
+        torch_on = render.parse_intervals(args.torch_on)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    frames, times = _read_video(args.video, start, end)
+    result = check_hologram(frames, times, torch_on, kind=args.document)
+    if args.overlay and result.overlay is not None:
+        cv2.imwrite(args.overlay, result.overlay)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(f"verdict {result.verdict}")
+    print(f"score {result.score:.3f}")
+    print(f"reason {result.reason}")
+    for key, value in result.figures.items():
+        print(f"  {key} {value}")
+    print("interval        torch frames brightness hue_change highlight")
+    for iv in result.intervals:
+        print(
+            f"{iv.start:6.2f}-{iv.end:<6.2f}  {'on ' if iv.torch else 'off'}   "
+            f"{iv.frames:5d} {iv.brightness:10.1f} {iv.hue_change:10.4f} "
+            f"{iv.highlight:9.4f}"
+        )
+    return 0
+
+
+# --- eval doc ----------------------------------------------------------------------
+
+
+def _detection_figures(errors: list[float], ms: list[float]) -> dict[str, Any]:
+    e = np.array(errors)
+    found = np.isfinite(e)
+    return {
+        "frames": len(e),
+        "detected": round(float(found.mean()), 4) if len(e) else 0.0,
+        "within_2pct": round(float((e < 0.02).mean()), 4) if len(e) else 0.0,
+        "median_error": round(float(np.median(e[found])), 4) if found.any() else None,
+        "p95_error": round(float(np.percentile(e[found], 95)), 4)
+        if found.any()
+        else None,
+        "ms_median": round(float(np.median(ms)), 1) if ms else None,
+        "ms_p95": round(float(np.percentile(ms, 95)), 1) if ms else None,
+    }
+
+
+def _scene_frames(
+    doc: render.SpecimenDocument, seed: int, frames: int, partial: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    scene = render.SceneRenderer(doc, seed=seed, partial=partial)
+    return [scene.frame(0.37 + 0.9 * j, j % 2 == 1) for j in range(frames)]
+
+
+def _eval_scenes(
+    docs: list[render.SpecimenDocument], n: int, frames: int, seed: int, label: str
+) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
+    errs = {"full": [], "partial": []}
+    ms = {"full": [], "partial": []}
+    live_ms: list[float] = []
+    for i in range(n):
+        _progress(f"eval doc {label}: scene {i + 1}/{n}")
+        partial = i % 5 == 4
+        doc = docs[i % len(docs)]
+        key = "partial" if partial else "full"
+        for frame, truth in _scene_frames(doc, seed + i, frames, partial):
+            t0 = time.perf_counter()
+            det = detect_document(frame)
+            ms[key].append((time.perf_counter() - t0) * 1000)
+            errs[key].append(corner_error(det.corners, truth) if det else float("inf"))
+            live_ms.append(assess(frame, detection=None).ms)
+    print(file=sys.stderr)
+    all_e, all_ms = errs["full"] + errs["partial"], ms["full"] + ms["partial"]
+    figs = _detection_figures(all_e, all_ms)
+    figs["in_frame"] = _detection_figures(errs["full"], ms["full"])
+    figs["partly_out_of_frame"] = _detection_figures(errs["partial"], ms["partial"])
+    return figs, {}, live_ms
+
+
+def cmd_eval_doc(args: argparse.Namespace) -> int:
+    docs = [
+        render.draw_document("id1", seed=args.seed),
+        render.draw_document("td3", seed=args.seed + 1),
+    ]
+    synth, _, live_ms = _eval_scenes(
+        docs, args.scenes, args.frames, args.seed, "synthetic"
+    )
+    out: dict[str, Any] = {"synthetic": synth}
+    out["live_analysis_ms_720p"] = {
+        "median": round(float(np.median(live_ms)), 1),
+        "p95": round(float(np.percentile(live_ms, 95)), 1),
+    }
+    corpus = [(p, k) for p, k in CORPUS_DOCS if (CORPUS / p).exists()]
+    if corpus:
+        cdocs = [
+            render.document_from_image(cv2.imread(str(CORPUS / p)), k)
+            for p, k in corpus
+        ]
+        out["corpus_rendered"], _, _ = _eval_scenes(
+            cdocs,
+            max(len(cdocs), args.scenes // 2),
+            args.frames,
+            args.seed + 500,
+            "corpus",
+        )
+        out["corpus_images"] = [p for p, _ in corpus]
+    else:
+        out["corpus_rendered"] = None
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    _print_doc_eval(out)
+    return 0
+
+
+def _print_doc_eval(out: dict[str, Any]) -> None:
+    def line(name: str, f: dict[str, Any]) -> None:
+        print(
+            f"{name:34s} frames {f['frames']:4d}  detected {f['detected']:.1%}  "
+            f"within 2% {f['within_2pct']:.1%}  median err {f['median_error']}  "
+            f"p95 err {f['p95_error']}  detect ms {f['ms_median']} (p95 {f['ms_p95']})"
+        )
+
+    for key in ("synthetic", "corpus_rendered"):
+        f = out.get(key)
+        if not f:
+            print(f"{key}: corpus not present" if key != "synthetic" else "")
+            continue
+        line(f"{key}", f)
+        line(f"{key} / whole document in frame", f["in_frame"])
+        line(f"{key} / partly out of frame", f["partly_out_of_frame"])
+    live = out["live_analysis_ms_720p"]
+    print(
+        f"live analysis (detect + quality) per 720p frame: median {live['median']} ms,"
+        f" p95 {live['p95']} ms (bar 30 ms)"
+    )
+
+
+# --- eval hologram -----------------------------------------------------------------
+
+
+def _eval_variants(
+    docs: list[render.SpecimenDocument],
+    n: int,
+    seconds: float,
+    fps: float,
+    seed: int,
+    label: str,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    total = 3 * n
+    done = 0
+    for attack in render.ATTACKS:
+        verdicts = []
+        for i in range(n):
+            done += 1
+            _progress(f"eval hologram {label}: {done}/{total} ({attack})")
+            pattern = random_torch_pattern(seconds)
+            video = render.render_video(
+                docs[i % len(docs)],
+                seconds=seconds,
+                fps=fps,
+                attack=attack,
+                torch_on=pattern,
+                seed=seed + 7919 * i + len(attack),
+            )
+            t0 = time.perf_counter()
+            result = check_hologram(video.frames, video.times, pattern)
+            ms = (time.perf_counter() - t0) * 1000 / len(video.frames)
+            verdicts.append((result.verdict, ms))
+        v = [x for x, _ in verdicts]
+        want = "genuine" if attack == "none" else "not genuine"
+        ok = (
+            [x == "genuine" for x in v]
+            if attack == "none"
+            else [x != "genuine" for x in v]
+        )
+        out["genuine" if attack == "none" else attack] = {
+            "sequences": n,
+            "expected": want,
+            "correct": round(float(np.mean(ok)), 4),
+            "error_rate": round(1 - float(np.mean(ok)), 4),
+            "verdicts": {k: v.count(k) for k in ("genuine", "suspect", "inconclusive")},
+            "ms_per_frame": round(float(np.mean([m for _, m in verdicts])), 1),
+        }
+    print(file=sys.stderr)
+    return out
+
+
+def cmd_eval_hologram(args: argparse.Namespace) -> int:
+    docs = [
+        render.draw_document("id1", seed=args.seed),
+        render.draw_document("td3", seed=args.seed + 1),
+    ]
+    out: dict[str, Any] = {
+        "synthetic": _eval_variants(
+            docs, args.sequences, args.seconds, args.fps, args.seed, "synthetic"
+        )
+    }
+    corpus = [(p, k) for p, k in CORPUS_DOCS if (CORPUS / p).exists()]
+    if corpus and args.corpus_n > 0:
+        cdocs = [
+            render.document_from_image(cv2.imread(str(CORPUS / p)), k)
+            for p, k in corpus
+        ]
+        out["corpus_rendered"] = _eval_variants(
+            cdocs,
+            args.corpus_n * len(cdocs),
+            args.seconds,
+            args.fps,
+            args.seed + 500,
+            "corpus",
+        )
+        out["corpus_images"] = [p for p, _ in corpus]
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for key in ("synthetic", "corpus_rendered"):
+        if key not in out:
+            continue
+        print(f"{key}:")
+        for name, f in out[key].items():
+            print(
+                f"  {name:8s} n={f['sequences']:3d}  correct {f['correct']:.1%}  "
+                f"error rate {f['error_rate']:.1%}  verdicts {f['verdicts']}  "
+                f"{f['ms_per_frame']} ms/frame"
+            )
+    return 0
+
+
+__all__ = ["register", "analyze_frame", "RECTIFIED_SIZE"]
