@@ -23,7 +23,9 @@ def check_origin(request: web.Request) -> None:
         return  # not a browser, or a same-origin GET
     host = origin.split("://", 1)[-1]
     if host != request.host:
-        raise ApiError(403, "bad_origin", f"requests from origin {origin[:80]!r} are not allowed")
+        raise ApiError(
+            403, "bad_origin", f"requests from origin {origin[:80]!r} are not allowed"
+        )
 
 
 async def current_agent(request: web.Request, csrf: bool = True) -> Agent:
@@ -42,7 +44,10 @@ async def current_agent(request: web.Request, csrf: bool = True) -> Agent:
 
 
 def _agent_json(agent: Agent, csrf: str) -> dict[str, Any]:
-    return {"agent": {"id": agent.id, "name": agent.name, "role": agent.role}, "csrf": csrf}
+    return {
+        "agent": {"id": agent.id, "name": agent.name, "role": agent.role},
+        "csrf": csrf,
+    }
 
 
 @routes.post("/agent/api/login")
@@ -53,7 +58,9 @@ async def login(request: web.Request) -> web.Response:
     wait = svc.login_limiter.retry_after(client)
     if wait > 0:
         raise ApiError(
-            429, "too_many_attempts", f"too many failed logins; try again in {int(wait) + 1} s",
+            429,
+            "too_many_attempts",
+            f"too many failed logins; try again in {int(wait) + 1} s",
             retry_after=int(wait) + 1,
         )
     data = await read_json(request)

@@ -105,13 +105,17 @@ class Desk:
         call = self.call()
         frame = await call.gateway.tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(None, partial(frame.to_ndarray, format="bgr24"))
+        image = await loop.run_in_executor(
+            None, partial(frame.to_ndarray, format="bgr24")
+        )
         data = await loop.run_in_executor(None, encode_png, image)
         height, width = image.shape[:2]
         evidence_id = await self.svc.evidence.add(
             call.case_id, kind, "image/png", data, width, height, self.agent.id
         )
-        await self.svc.store.log(call.case_id, self.actor, "capture", f"{kind} {width}x{height}")
+        await self.svc.store.log(
+            call.case_id, self.actor, "capture", f"{kind} {width}x{height}"
+        )
         logger.info("case %s - snapshot %s %dx%d", call.case_id, kind, width, height)
         await self.conn.send(
             {
@@ -200,7 +204,10 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
                 await conn.send({"type": "error", **exc.body()})
             except LookupError as exc:
                 await conn.send(
-                    {"type": "error", "error": {"code": "no_frame", "message": str(exc)}}
+                    {
+                        "type": "error",
+                        "error": {"code": "no_frame", "message": str(exc)},
+                    }
                 )
     except Exception:
         logger.exception("%s x agent socket failed", conn.label)
@@ -229,10 +236,15 @@ async def evidence_item(request: web.Request) -> web.Response:
     if row.case_id != case_id or (case.agent_id != agent.id and agent.role != "admin"):
         raise ApiError(404, "evidence_not_found", "no such evidence for you")
     if row.kind == "recording":
-        raise ApiError(403, "recording", "recordings are exported with `identdesk recording export`")
+        raise ApiError(
+            403,
+            "recording",
+            "recordings are exported with `identdesk recording export`",
+        )
     loop = asyncio.get_running_loop()
     data = await loop.run_in_executor(None, svc.evidence.read, row)
     return web.Response(
-        body=data, content_type=row.media_type,
+        body=data,
+        content_type=row.media_type,
         headers={"Cache-Control": "private, no-store"},
     )

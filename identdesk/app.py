@@ -35,7 +35,9 @@ async def build_services(settings: Settings) -> Services:
     engine = await connect(settings.db_url)
     vault = Vault(load_master_key(settings.data_dir, settings.master_key))
     store = CaseStore(engine, vault, settings)
-    signer = ResultSigner.load_or_create(settings.data_dir / "keys" / "result-signing.pem")
+    signer = ResultSigner.load_or_create(
+        settings.data_dir / "keys" / "result-signing.pem"
+    )
     window = settings.tan_window.total_seconds()
     return Services(
         settings=settings,
@@ -43,7 +45,9 @@ async def build_services(settings: Settings) -> Services:
         vault=vault,
         store=store,
         accounts=Accounts(engine, settings.clock),
-        evidence=(evidence := EvidenceStore(settings.data_dir / "evidence", vault, store)),
+        evidence=(
+            evidence := EvidenceStore(settings.data_dir / "evidence", vault, store)
+        ),
         mailer=Mailer(settings.data_dir / "outbox", settings.smtp_url),
         hub=CallHub(store, evidence, settings),
         signer=signer,
@@ -76,7 +80,9 @@ def _static_page(folder: str):  # type: ignore[no-untyped-def]
     return handler
 
 
-async def create_app(settings: Settings, svc: Services | None = None) -> web.Application:
+async def create_app(
+    settings: Settings, svc: Services | None = None
+) -> web.Application:
     svc = svc or await build_services(settings)
     app = web.Application(middlewares=[security_headers, error_middleware])
     app[SERVICES] = svc

@@ -30,13 +30,18 @@ def register(commands: Any) -> None:
     )
     run.add_argument("video")
     run.add_argument("--script", help="STEPS.json: timed capture/torch/decide steps")
-    run.add_argument("--server", help="URL of a running server (default: start one here)")
+    run.add_argument(
+        "--server", help="URL of a running server (default: start one here)"
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
-    run.add_argument("--data-dir", type=Path, help="data folder of the in-process server")
+    run.add_argument(
+        "--data-dir", type=Path, help="data folder of the in-process server"
+    )
     _remote_options(run)
     run.add_argument("--agent", default=os.environ.get("IDENTDESK_AGENT", ""))
     run.add_argument(
-        "--password", default=os.environ.get("IDENTDESK_AGENT_PASSWORD", ""),
+        "--password",
+        default=os.environ.get("IDENTDESK_AGENT_PASSWORD", ""),
         help="agent password (or IDENTDESK_AGENT_PASSWORD)",
     )
     run.set_defaults(func=cmd_run)
@@ -53,7 +58,8 @@ def register(commands: Any) -> None:
 
 def _remote_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--api-key", default=os.environ.get("IDENTDESK_API_KEY", ""),
+        "--api-key",
+        default=os.environ.get("IDENTDESK_API_KEY", ""),
         help="partner API key (or IDENTDESK_API_KEY)",
     )
     parser.add_argument("--ca", default="certs/ca.pem", help="CA to trust for --server")
@@ -74,8 +80,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise QaError("--server needs --api-key, --agent and --password")
             report = asyncio.run(
                 run_session(
-                    args.video, script, args.server.rstrip("/"), args.api_key,
-                    args.agent, args.password, _ssl(args),
+                    args.video,
+                    script,
+                    args.server.rstrip("/"),
+                    args.api_key,
+                    args.agent,
+                    args.password,
+                    _ssl(args),
                 )
             )
         else:
@@ -100,8 +111,10 @@ def cmd_phone(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.api_key:
-        print("error: give the partner API key with --api-key or IDENTDESK_API_KEY",
-              file=sys.stderr)
+        print(
+            "error: give the partner API key with --api-key or IDENTDESK_API_KEY",
+            file=sys.stderr,
+        )
         return 2
     try:
         return asyncio.run(_phone(args))
@@ -117,7 +130,9 @@ async def _phone(args: argparse.Namespace) -> int:
         case = await create_case(http, base, args.api_key, ssl_ctx)
         consent = await activate_and_consent(http, case["activation_url"], ssl_ctx)
         print(f"case {case['id']} created, transaction number {consent['tan']}")
-        phone = PhoneClient(http, base, ssl_ctx, tracks=file_tracks(args.video, args.loop))
+        phone = PhoneClient(
+            http, base, ssl_ctx, tracks=file_tracks(args.video, args.loop)
+        )
         await phone.join(consent["tan"])
         print("waiting in the queue; take the case in the agent console", flush=True)
         seen = 0
@@ -125,8 +140,12 @@ async def _phone(args: argparse.Namespace) -> int:
             while True:
                 await asyncio.sleep(0.5)
                 for msg in phone.log.messages[seen:]:
-                    print(f"  {msg['type']}: " + json.dumps(
-                        {k: v for k, v in msg.items() if k not in ("type", "sdp")}))
+                    print(
+                        f"  {msg['type']}: "
+                        + json.dumps(
+                            {k: v for k, v in msg.items() if k not in ("type", "sdp")}
+                        )
+                    )
                     if msg["type"] == "ended":
                         return 0
                 seen = len(phone.log.messages)

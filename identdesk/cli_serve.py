@@ -101,7 +101,11 @@ def cmd_recording_export(args: argparse.Namespace) -> int:
     async def run() -> int:
         svc = await build_services(settings_from(args))
         try:
-            rows = [r for r in await svc.evidence.list(args.case_id) if r.kind == "recording"]
+            rows = [
+                r
+                for r in await svc.evidence.list(args.case_id)
+                if r.kind == "recording"
+            ]
             if not rows:
                 print(f"error: case {args.case_id} has no recording", file=sys.stderr)
                 return 1
@@ -140,8 +144,12 @@ def banner(settings: Settings, ca: Path | None) -> list[str]:
         lines.append(f"  agent console: {scheme}://{host}:{port}/agent/")
     if ca is not None:
         lines.append(f"To trust this server on a phone, install the local CA {ca}:")
-        lines.append(f"  open {scheme}://{hosts[-1]}:{port}/ca.pem on the phone, accept the")
-        lines.append("  warning once, install the profile/certificate (README: 'From a phone').")
+        lines.append(
+            f"  open {scheme}://{hosts[-1]}:{port}/ca.pem on the phone, accept the"
+        )
+        lines.append(
+            "  warning once, install the profile/certificate (README: 'From a phone')."
+        )
     lines.append(f"Service hours: {settings.service_hours.describe()}")
     return lines
 
@@ -164,7 +172,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = await create_app(settings, svc)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
+        site = web.TCPSite(
+            runner, settings.host, settings.port, ssl_context=ssl_context
+        )
         await site.start()
         for line in notes + banner(settings, ca):
             print(line, flush=True)
@@ -176,6 +186,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     except OSError as exc:
-        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        print(
+            f"error: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -57,7 +57,9 @@ class MessageLog:
             while (found := find()) is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ProtocolError(f"no {'/'.join(types)} message within {timeout} s")
+                    raise ProtocolError(
+                        f"no {'/'.join(types)} message within {timeout} s"
+                    )
                 try:
                     await asyncio.wait_for(self._changed.wait(), remaining)
                 except TimeoutError:
@@ -271,7 +273,9 @@ class AgentClient(_Socket):
         mark = self.log.mark()
         await self.send({"type": "offer", "sdp": await _gathered_offer(pc)})
         answer = await self.log.expect("answer", since=mark)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=answer["sdp"], type="answer")
+        )
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
@@ -295,14 +299,18 @@ class AgentClient(_Socket):
         while self.frames < count:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ProtocolError(f"only {self.frames} of {count} frames within {timeout} s")
+                raise ProtocolError(
+                    f"only {self.frames} of {count} frames within {timeout} s"
+                )
             self._new_frame.clear()
             try:
                 await asyncio.wait_for(self._new_frame.wait(), remaining)
             except TimeoutError:
                 pass
 
-    async def request(self, message: dict[str, Any], reply: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def request(
+        self, message: dict[str, Any], reply: str, timeout: float = 10.0
+    ) -> dict[str, Any]:
         mark = self.log.mark()
         await self.send(message)
         return await self.log.expect(reply, timeout=timeout, since=mark)
@@ -313,7 +321,9 @@ class AgentClient(_Socket):
     async def torch(self, on: bool) -> dict[str, Any]:
         return await self.request({"type": "torch", "on": on}, "torch_state")
 
-    async def decide(self, decision: str, reason: str, note: str = "") -> dict[str, Any]:
+    async def decide(
+        self, decision: str, reason: str, note: str = ""
+    ) -> dict[str, Any]:
         return await self.request(
             {"type": "decide", "decision": decision, "reason": reason, "note": note},
             "decided",

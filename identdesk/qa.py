@@ -74,7 +74,9 @@ def probe_video(path: str) -> VideoInfo:
             if not container.streams.video:
                 raise QaError(f"cannot read {path}: it has no video stream")
             stream = container.streams.video[0]
-            seconds = float(container.duration / 1_000_000) if container.duration else 0.0
+            seconds = (
+                float(container.duration / 1_000_000) if container.duration else 0.0
+            )
             frame = next(container.decode(video=0))
             return VideoInfo(
                 path, frame.width, frame.height, seconds, bool(container.streams.audio)
@@ -114,7 +116,9 @@ def _check_step(i: int, step: Any) -> None:
             raise QaError(f"{where}: decision must be one of {', '.join(DECISIONS)}")
         if step.get("reason") not in REASON_CODES[step["decision"]]:
             allowed = ", ".join(REASON_CODES[step["decision"]])
-            raise QaError(f"{where}: reason for {step['decision']} must be one of {allowed}")
+            raise QaError(
+                f"{where}: reason for {step['decision']} must be one of {allowed}"
+            )
     elif action not in ("capture", "torch", "decide", "instruction"):
         raise QaError(f"{where}: unknown action {action!r}")
 
@@ -136,39 +140,58 @@ class Report:
         return self.__dict__.copy()
 
     def text(self) -> str:
-        t = self.timings
-        lines = [
-            f"case              {self.case_id}",
-            f"video             {self.video.get('width')}x{self.video.get('height')}, "
-            f"{self.video.get('seconds', 0):.1f} s, audio {self.video.get('has_audio')}",
-            f"join              {t.get('join_s', 0) * 1000:.0f} ms",
-            f"queue             {t.get('queue_s', 0) * 1000:.0f} ms",
-            f"first frame       {t.get('first_frame_s', 0) * 1000:.0f} ms after the call started",
-            f"frames at agent   {self.frames_at_agent} video, {self.audio_frames_at_agent} audio",
+        t, v, d, cb = self.timings, self.video, self.decision, self.callback
+        rows = [
+            ("case", self.case_id),
+            (
+                "video",
+                f"{v.get('width')}x{v.get('height')}, "
+                f"{v.get('seconds', 0):.1f} s, audio {v.get('has_audio')}",
+            ),
+            ("join", f"{t.get('join_s', 0) * 1000:.0f} ms"),
+            ("queue", f"{t.get('queue_s', 0) * 1000:.0f} ms"),
+            (
+                "first frame",
+                f"{t.get('first_frame_s', 0) * 1000:.0f} ms after the call",
+            ),
+            (
+                "frames at agent",
+                f"{self.frames_at_agent} video, {self.audio_frames_at_agent} audio",
+            ),
         ]
         for snap in self.snapshots:
-            lines.append(
-                f"snapshot          {snap['kind']:<6} {snap['width']}x{snap['height']} "
-                f"at {snap['at']:.1f} s ({snap['bytes']} bytes, decoded {snap['decoded']})"
+            rows.append(
+                (
+                    "snapshot",
+                    f"{snap['kind']:<6} {snap['width']}x{snap['height']}"
+                    f" at {snap['at']:.1f} s ({snap['bytes']} bytes, "
+                    f"decoded {snap['decoded']})",
+                )
             )
         for ack in self.torch:
-            lines.append(
-                f"torch             asked {'on' if ack['asked'] else 'off'} -> phone "
-                f"reports {'on' if ack['on'] else 'off'} (torch available {ack['available']})"
+            asked = "on" if ack["asked"] else "off"
+            state = "on" if ack["on"] else "off"
+            rows.append(
+                (
+                    "torch",
+                    f"asked {asked} -> phone reports {state} "
+                    f"(torch available {ack['available']})",
+                )
             )
-        d = self.decision
-        lines.append(f"decision          {d.get('decision')} ({d.get('reason')})")
-        if self.callback:
-            lines.append(
-                f"callback          received {self.callback.get('received')}, "
-                f"signature valid {self.callback.get('signature_valid')}, "
-                f"state {self.callback.get('state')}"
+        rows.append(("decision", f"{d.get('decision')} ({d.get('reason')})"))
+        if cb:
+            rows.append(
+                (
+                    "callback",
+                    f"received {cb.get('received')}, signature valid "
+                    f"{cb.get('signature_valid')}, state {cb.get('state')}",
+                )
             )
         if self.recording:
-            lines.append(
-                f"recording         {self.recording.get('bytes')} bytes encrypted at rest"
+            rows.append(
+                ("recording", f"{self.recording.get('bytes')} bytes, encrypted")
             )
-        return "\n".join(lines)
+        return "\n".join(f"{label:<18}{value}" for label, value in rows)
 
 
 def free_port() -> int:
@@ -219,7 +242,9 @@ class CallbackSink:
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append((await request.read(), request.headers.get(SIGNATURE_HEADER, "")))
+        self.received.append(
+            (await request.read(), request.headers.get(SIGNATURE_HEADER, ""))
+        )
         self.arrived.set()
         return web.json_response({"ok": True})
 
@@ -310,14 +335,30 @@ async def _play_script(
         elif action == "torch":
             ack = await agent.torch(step["on"])
             report.torch.append(
-                {"asked": step["on"], "on": ack["on"], "available": ack["available"], "at": at}
+                {
+                    "asked": step["on"],
+                    "on": ack["on"],
+                    "available": ack["available"],
+                    "at": at,
+                }
             )
         elif action == "instruction":
-            await agent.send({"type": "instruction", "key": step.get("key", "custom"),
-                              "text": step.get("text", "")})
+            await agent.send(
+                {
+                    "type": "instruction",
+                    "key": step.get("key", "custom"),
+                    "text": step.get("text", ""),
+                }
+            )
         elif action == "decide":
-            done = await agent.decide(step["decision"], step["reason"], step.get("note", ""))
-            report.decision = {"decision": done["decision"], "reason": done["reason"], "at": at}
+            done = await agent.decide(
+                step["decision"], step["reason"], step.get("note", "")
+            )
+            report.decision = {
+                "decision": done["decision"],
+                "reason": done["reason"],
+                "at": at,
+            }
             return
 
 
@@ -347,7 +388,9 @@ async def _check_callback(
     }
 
 
-async def run_local(video: str, script: list[dict[str, Any]], data_dir: Path | None) -> Report:
+async def run_local(
+    video: str, script: list[dict[str, Any]], data_dir: Path | None
+) -> Report:
     """A QA session against a server started in this process."""
     probe_video(video)
     with tempfile.TemporaryDirectory(prefix="identdesk-qa-") as tmp:
@@ -360,12 +403,22 @@ async def run_local(video: str, script: list[dict[str, Any]], data_dir: Path | N
             await sink.start()
             try:
                 report = await run_session(
-                    video, script, base, api_key, name, password,
-                    callback=sink, signer_jwks=svc.signer.jwks(),
+                    video,
+                    script,
+                    base,
+                    api_key,
+                    name,
+                    password,
+                    callback=sink,
+                    signer_jwks=svc.signer.jwks(),
                 )
             finally:
                 await sink.stop()
-            rows = [r for r in await svc.evidence.list(report.case_id) if r.kind == "recording"]
+            rows = [
+                r
+                for r in await svc.evidence.list(report.case_id)
+                if r.kind == "recording"
+            ]
             if rows:
                 report.recording = {"id": rows[-1].id, "bytes": rows[-1].bytes}
             return report

@@ -46,14 +46,26 @@ class Accounts:
         self, name: str, password: str | None = None, role: str = "agent"
     ) -> tuple[Agent, str]:
         """Create an agent; returns it with the password (generated when not given)."""
-        if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise ApiError(400, "bad_agent_name", f"agent name {name!r} must be letters, digits, - _ .")
+        if (
+            not name
+            or len(name) > 100
+            or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+        ):
+            raise ApiError(
+                400,
+                "bad_agent_name",
+                f"agent name {name!r} must be letters, digits, - _ .",
+            )
         password = password or secrets.token_urlsafe(12)
         if len(password) < 10:
-            raise ApiError(400, "weak_password", "a password needs at least 10 characters")
+            raise ApiError(
+                400, "weak_password", "a password needs at least 10 characters"
+            )
         async with self.engine.begin() as conn:
             exists = (
-                await conn.execute(sa.select(db.agents.c.id).where(db.agents.c.name == name))
+                await conn.execute(
+                    sa.select(db.agents.c.id).where(db.agents.c.name == name)
+                )
             ).first()
             if exists:
                 raise ApiError(409, "agent_exists", f"an agent named {name!r} exists")
@@ -71,36 +83,49 @@ class Accounts:
 
     async def count_agents(self) -> int:
         async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.count()).select_from(db.agents))).scalar_one()
+            return (
+                await conn.execute(sa.select(sa.func.count()).select_from(db.agents))
+            ).scalar_one()
 
     async def get_agent(self, agent_id: int) -> Agent | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(db.agents).where(db.agents.c.id == agent_id))).first()
+            row = (
+                await conn.execute(
+                    sa.select(db.agents).where(db.agents.c.id == agent_id)
+                )
+            ).first()
         return Agent(row.id, row.name, row.role) if row else None
 
     async def login(self, name: str, password: str) -> Agent:
         """The agent, or 401/423; repeated failures lock the account for a while."""
         now = self.clock()
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(db.agents).where(db.agents.c.name == name))).first()
+            row = (
+                await conn.execute(sa.select(db.agents).where(db.agents.c.name == name))
+            ).first()
         if row is None:
-            _hasher.hash(password)  # same cost as a real check: no user enumeration by timing
+            _hasher.hash(
+                password
+            )  # same cost as a real check: no user enumeration by timing
             raise ApiError(401, "login_failed", "name or password is wrong")
         if row.locked_until and datetime.fromisoformat(row.locked_until) > now:
             raise ApiError(
-                423, "account_locked",
+                423,
+                "account_locked",
                 f"too many failed logins; try again after {row.locked_until[:16]} UTC",
             )
         try:
             _hasher.verify(row.password_hash, password)
         except VerificationError:
             failed = row.failed_logins + 1
-            locked = db.utcnow_iso(now + LOCKOUT) if failed >= MAX_FAILED_LOGINS else None
+            locked = (
+                db.utcnow_iso(now + LOCKOUT) if failed >= MAX_FAILED_LOGINS else None
+            )
             async with self.engine.begin() as conn:
                 await conn.execute(
-                    db.agents.update().where(db.agents.c.id == row.id).values(
-                        failed_logins=0 if locked else failed, locked_until=locked
-                    )
+                    db.agents.update()
+                    .where(db.agents.c.id == row.id)
+                    .values(failed_logins=0 if locked else failed, locked_until=locked)
                 )
             logger.warning("- failed login for agent %s (%d)", name, failed)
             raise ApiError(401, "login_failed", "name or password is wrong") from None
@@ -108,7 +133,9 @@ class Accounts:
             values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
             if _hasher.check_needs_rehash(row.password_hash):
                 values["password_hash"] = _hasher.hash(password)
-            await conn.execute(db.agents.update().where(db.agents.c.id == row.id).values(**values))
+            await conn.execute(
+                db.agents.update().where(db.agents.c.id == row.id).values(**values)
+            )
         return Agent(row.id, row.name, row.role)
 
     async def add_partner(self, name: str) -> tuple[str, str]:
@@ -117,13 +144,19 @@ class Accounts:
         key = "idk_" + secrets.token_urlsafe(32)
         async with self.engine.begin() as conn:
             exists = (
-                await conn.execute(sa.select(db.partners.c.id).where(db.partners.c.name == name))
+                await conn.execute(
+                    sa.select(db.partners.c.id).where(db.partners.c.name == name)
+                )
             ).first()
             if exists:
-                raise ApiError(409, "partner_exists", f"a partner named {name!r} exists")
+                raise ApiError(
+                    409, "partner_exists", f"a partner named {name!r} exists"
+                )
             await conn.execute(
                 db.partners.insert().values(
-                    id=partner_id, name=name, api_key_hash=api_key_digest(key),
+                    id=partner_id,
+                    name=name,
+                    api_key_hash=api_key_digest(key),
                     created_at=db.utcnow_iso(self.clock()),
                 )
             )
@@ -134,11 +167,15 @@ class Accounts:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    sa.select(db.partners.c.id).where(db.partners.c.api_key_hash == api_key_digest(key))
+                    sa.select(db.partners.c.id).where(
+                        db.partners.c.api_key_hash == api_key_digest(key)
+                    )
                 )
             ).first()
         return row.id if row else None
 
     async def count_partners(self) -> int:
         async with self.engine.connect() as conn:
-            return (await conn.execute(sa.select(sa.func.count()).select_from(db.partners))).scalar_one()
+            return (
+                await conn.execute(sa.select(sa.func.count()).select_from(db.partners))
+            ).scalar_one()

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from media.gateway import MediaGateway
 from signaling.cases import CaseStore, State
@@ -49,13 +54,17 @@ class Call:
     phone: Connection | None = None
     phone_pc: RTCPeerConnection | None = None
     agent_pc: RTCPeerConnection | None = None
-    torch: dict[str, Any] = field(default_factory=lambda: {"on": None, "available": None})
+    torch: dict[str, Any] = field(
+        default_factory=lambda: {"on": None, "available": None}
+    )
     started: float = field(default_factory=time.monotonic)
     agent_offer_at: float | None = None
 
 
 class CallHub:
-    def __init__(self, store: CaseStore, evidence: EvidenceStore, settings: Any) -> None:
+    def __init__(
+        self, store: CaseStore, evidence: EvidenceStore, settings: Any
+    ) -> None:
         self.store = store
         self.evidence = evidence
         self.settings = settings
@@ -87,7 +96,9 @@ class CallHub:
                 logger.info("case %s - phone rejoined the call", case_id)
                 return {"type": "call", "case_id": case_id}
             if case.state == State.CONSENTED:
-                await self.store.transition(case_id, State.WAITING, "user", "joined queue")
+                await self.store.transition(
+                    case_id, State.WAITING, "user", "joined queue"
+                )
             elif case.state != State.WAITING:
                 self.phones.pop(case_id, None)
                 raise ApiError(
@@ -124,7 +135,11 @@ class CallHub:
             del self.phones[case_id]
             if self.queue.pop(case_id, None) is not None:
                 await self.store.transition(
-                    case_id, State.CONSENTED, "user", "left queue", expect={State.WAITING}
+                    case_id,
+                    State.CONSENTED,
+                    "user",
+                    "left queue",
+                    expect={State.WAITING},
                 )
                 logger.info("case %s - phone left the queue", case_id)
             call = self.calls.get(case_id)
@@ -258,7 +273,14 @@ class CallHub:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
-            logger.warning("case %s x offer refused: %s", case_id, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
+            logger.warning(
+                "case %s x offer refused: %s",
+                case_id,
+                exc,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
             await pc.close()
-            raise ApiError(400, "bad_sdp", f"the offer could not be applied: {exc}") from exc
+            raise ApiError(
+                400, "bad_sdp", f"the offer could not be applied: {exc}"
+            ) from exc
         return pc.localDescription.sdp

@@ -164,7 +164,9 @@ class CaseStore:
         }
         async with self.engine.begin() as conn:
             await conn.execute(db.cases.insert().values(**values))
-            await self._log(conn, case_id, f"partner:{partner_id}", "created", None, "created")
+            await self._log(
+                conn, case_id, f"partner:{partner_id}", "created", None, "created"
+            )
         logger.info("case %s - created", case_id)
         return await self.get(case_id), token
 
@@ -198,7 +200,9 @@ class CaseStore:
             State.CREATED,
             State.ACTIVATED,
         ):
-            await self.transition(row.id, State.EXPIRED, "system", "activation link expired")
+            await self.transition(
+                row.id, State.EXPIRED, "system", "activation link expired"
+            )
             raise ApiError(410, "link_expired", "this activation link has expired")
         return _row_to_case(row)
 
@@ -213,7 +217,9 @@ class CaseStore:
         digest = tan_digest(self._tan_key, normalized)
         async with self.engine.connect() as conn:
             row = (
-                await conn.execute(sa.select(db.cases).where(db.cases.c.tan_hash == digest))
+                await conn.execute(
+                    sa.select(db.cases).where(db.cases.c.tan_hash == digest)
+                )
             ).first()
         if row is None:
             raise ApiError(404, "tan_unknown", "this transaction number is not known")
@@ -289,11 +295,15 @@ class CaseStore:
             )
             if result.rowcount != 1:
                 raise ApiError(409, "conflict", f"case {case_id} changed meanwhile")
-            await self._log(conn, case_id, actor, "state", current.value, to.value, detail)
+            await self._log(
+                conn, case_id, actor, "state", current.value, to.value, detail
+            )
         logger.info("case %s - %s -> %s", case_id, current.value, to.value)
         return await self.get(case_id)
 
-    async def log(self, case_id: str, actor: str, action: str, detail: str = "") -> None:
+    async def log(
+        self, case_id: str, actor: str, action: str, detail: str = ""
+    ) -> None:
         """Append an agent or system action to the case log (no personal data)."""
         async with self.engine.begin() as conn:
             await self._log(conn, case_id, actor, action, None, None, detail)
@@ -365,7 +375,9 @@ class CaseStore:
             )
             ids = [r.id for r in rows]
         for case_id in ids:
-            await self.transition(case_id, State.CONSENTED, "system", "server restarted")
+            await self.transition(
+                case_id, State.CONSENTED, "system", "server restarted"
+            )
         return len(ids)
 
 

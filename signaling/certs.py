@@ -142,4 +142,6 @@ def _make_server(
     )
     _write_private(server_key, _key_pem(key))
     server_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    logger.info("- server certificate for %s written: %s", ", ".join(addresses), server_pem)
+    logger.info(
+        "- server certificate for %s written: %s", ", ".join(addresses), server_pem
+    )

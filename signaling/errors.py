@@ -14,9 +14,7 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the client caused or must know about; carries its HTTP status."""
 
-    def __init__(
-        self, status: int, code: str, message: str, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -67,7 +65,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that quotes what was wrong."""
     raw = await request.read()
     if len(raw) > 256 * 1024:
-        raise ApiError(413, "too_large", f"request body of {len(raw)} bytes is too large")
+        raise ApiError(
+            413, "too_large", f"request body of {len(raw)} bytes is too large"
+        )
     try:
         data = json.loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

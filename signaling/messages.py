@@ -103,7 +103,7 @@ def _load(raw: str | bytes) -> dict[str, Any]:
 def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
     if name not in data:
         if required:
-            raise _bad(f'{data["type"]!r} message needs the field {name!r}')
+            raise _bad(f"{data['type']!r} message needs the field {name!r}")
         return None
     value = data[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

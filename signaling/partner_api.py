@@ -24,21 +24,27 @@ async def partner_id(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
-        raise ApiError(401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'")
+        raise ApiError(
+            401, "unauthorized", "send the API key as 'Authorization: Bearer KEY'"
+        )
     found = await services(request).accounts.partner_by_key(key.strip())
     if found is None:
         raise ApiError(401, "unauthorized", "the API key is not valid")
     return found
 
 
-def _text(data: dict[str, Any], name: str, limit: int, required: bool = True) -> str | None:
+def _text(
+    data: dict[str, Any], name: str, limit: int, required: bool = True
+) -> str | None:
     value = data.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
         raise bad_request(f"field {name!r} must be a non-empty string", "invalid_field")
     if len(value) > limit:
-        raise bad_request(f"field {name!r} is longer than {limit} characters", "invalid_field")
+        raise bad_request(
+            f"field {name!r} is longer than {limit} characters", "invalid_field"
+        )
     return value.strip()
 
 
@@ -63,11 +69,14 @@ def parse_case_request(data: dict[str, Any]) -> dict[str, Any]:
         parts = urlsplit(callback)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise bad_request(
-                f"callback_url {callback[:80]!r} must be an http(s) URL", "invalid_field"
+                f"callback_url {callback[:80]!r} must be an http(s) URL",
+                "invalid_field",
             )
     locale = data.get("locale", "de")
     if locale not in ("de", "en"):
-        raise bad_request(f"locale {str(locale)[:10]!r} must be 'de' or 'en'", "invalid_field")
+        raise bad_request(
+            f"locale {str(locale)[:10]!r} must be 'de' or 'en'", "invalid_field"
+        )
     return {
         "identity": {"given_names": given, "surname": surname, "birth_date": birth},
         "email": email,
@@ -86,7 +95,12 @@ async def create_case(request: web.Request) -> web.Response:
     link = f"{svc.base_url(request)}/a/{token}"
     days = str(svc.settings.activation_ttl.days)
     message = compose(
-        svc.settings.mail_from, spec["email"], "activation", case.locale, link=link, days=days
+        svc.settings.mail_from,
+        spec["email"],
+        "activation",
+        case.locale,
+        link=link,
+        days=days,
     )
     await svc.mailer.send(message, f"case {case.id}")
     body = case.public()

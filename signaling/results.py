@@ -206,13 +206,17 @@ class ResultDelivery:
         else:
             # exponential back-off: 10 s, 20 s, 40 s ... capped at one hour
             delay = min(3600, 10 * 2 ** (attempts - 1))
-            values["next_at"] = db.utcnow_iso(self.store.now() + timedelta(seconds=delay))
+            values["next_at"] = db.utcnow_iso(
+                self.store.now() + timedelta(seconds=delay)
+            )
             logger.warning(
                 "case %s x callback attempt %d failed: %s", case.id, attempts, status
             )
         async with self.store.engine.begin() as conn:
             await conn.execute(
-                db.deliveries.update().where(db.deliveries.c.id == row.id).values(**values)
+                db.deliveries.update()
+                .where(db.deliveries.c.id == row.id)
+                .values(**values)
             )
         if ok and case.callback_url and case.state == State.DECIDED:
             await self.store.transition(

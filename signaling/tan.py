@@ -28,7 +28,7 @@ def format_tan(raw: str) -> str:
 
 
 def normalize_tan(text: str) -> str | None:
-    """Upper-case, drop spaces and dashes; None when it cannot be a transaction number."""
+    """Upper-case, drop spaces and dashes; None when it cannot be a TAN."""
     cleaned = "".join(ch for ch in text.upper() if ch not in " -\t.")
     cleaned = cleaned.translate(_LOOKALIKES)
     if len(cleaned) != LENGTH or any(ch not in ALPHABET for ch in cleaned):

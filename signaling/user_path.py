@@ -60,7 +60,9 @@ async def activation_status(request: web.Request) -> web.Response:
 async def consent(request: web.Request) -> web.Response:
     svc = services(request)
     data = await read_json(request)
-    missing = [k for k in ("terms", "processing", "recording") if data.get(k) is not True]
+    missing = [
+        k for k in ("terms", "processing", "recording") if data.get(k) is not True
+    ]
     if missing:
         raise bad_request(
             f"consent needs {', '.join(missing)} set to true", "consent_missing"
@@ -76,15 +78,22 @@ async def consent(request: web.Request) -> web.Response:
     case = await svc.store.get(case.id)
     until = tan_valid_until(case)
     until_text = (
-        until.astimezone(ZoneInfo(svc.settings.service_hours.tz)).strftime("%d.%m.%Y %H:%M")
+        until.astimezone(ZoneInfo(svc.settings.service_hours.tz)).strftime(
+            "%d.%m.%Y %H:%M"
+        )
         if until
         else ""
     )
     phone_url = f"{svc.base_url(request)}/phone/"
     email = await svc.store.email(case.id)
     message = compose(
-        svc.settings.mail_from, email, "tan", case.locale,
-        tan=tan, link=phone_url, until=until_text,
+        svc.settings.mail_from,
+        email,
+        "tan",
+        case.locale,
+        tan=tan,
+        link=phone_url,
+        until=until_text,
     )
     await svc.mailer.send(message, f"case {case.id}")
     return web.json_response(
@@ -118,25 +127,38 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 if msg.type == WSMsgType.BINARY:
-                    await conn.send(_error(bad_request("binary frames are not accepted")))
+                    await conn.send(
+                        _error(bad_request("binary frames are not accepted"))
+                    )
                 continue
             try:
                 message = parse_phone(msg.data)
                 if isinstance(message, Join):
                     if case_id is not None:
-                        raise bad_request("this connection has already joined", "already_joined")
+                        raise bad_request(
+                            "this connection has already joined", "already_joined"
+                        )
                     case_id = await _join(svc, conn, client, message.tan)
                 elif isinstance(message, Ping):
                     await conn.send({"type": "pong"})
                 elif case_id is None:
-                    raise ApiError(401, "not_joined", "send 'join' with the transaction number first")
+                    raise ApiError(
+                        401,
+                        "not_joined",
+                        "send 'join' with the transaction number first",
+                    )
                 elif isinstance(message, Offer):
                     answer = await svc.hub.phone_offer(conn, case_id, message.sdp)
                     await conn.send({"type": "answer", "sdp": answer})
                 elif isinstance(message, TorchState):
                     await _torch_state(svc, case_id, message)
             except ApiError as exc:
-                if exc.code in ("bad_message", "malformed_json", "unknown_type", "bad_sdp"):
+                if exc.code in (
+                    "bad_message",
+                    "malformed_json",
+                    "unknown_type",
+                    "bad_sdp",
+                ):
                     logger.warning("%s x %s", conn.label, exc.code)
                 await conn.send(_error(exc))
     except Exception:
@@ -151,14 +173,16 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
     wait = svc.tan_limiter.retry_after(client)
     if wait > 0:
         raise ApiError(
-            429, "too_many_attempts",
+            429,
+            "too_many_attempts",
             f"too many wrong transaction numbers; try again in {int(wait) + 1} s",
             retry_after=int(wait) + 1,
         )
     status = hours_status(svc)
     if not status["open"]:
         raise ApiError(
-            403, "service_closed",
+            403,
+            "service_closed",
             f"the video identification is open {status['hours']}; "
             f"it opens again at {status['opens_at_local']}",
             opens_at=status["opens_at"],
@@ -184,7 +208,9 @@ async def _torch_state(svc: Services, case_id: str, message: TorchState) -> None
         return
     call.torch = {"on": message.on, "available": message.available}
     await svc.store.log(
-        case_id, "phone", "torch_state",
+        case_id,
+        "phone",
+        "torch_state",
         f"on={message.on} available={message.available} {message.detail}".strip(),
     )
     await call.agent.send(

@@ -58,7 +58,10 @@ class Vault:
 
     def derive(self, purpose: bytes) -> bytes:
         return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"identdesk " + purpose
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"identdesk " + purpose,
         ).derive(self._master)
 
     def seal(self, plaintext: bytes, context: str) -> bytes:

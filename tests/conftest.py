@@ -48,7 +48,9 @@ class Mailbox:
         deadline = loop.time() + timeout
         while len(self.messages) < count:
             if loop.time() > deadline:
-                raise AssertionError(f"only {len(self.messages)} of {count} mails arrived")
+                raise AssertionError(
+                    f"only {len(self.messages)} of {count} mails arrived"
+                )
             await asyncio.sleep(0.02)
         return self.messages
 
@@ -110,7 +112,9 @@ async def server(
     ) as (base, svc):
         _, key = await svc.accounts.add_partner("test-partner")
         _, password = await svc.accounts.add_agent("agent-one", "correct horse battery")
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as http:
             yield Server(base, svc, box, key, "agent-one", password, http)
 
 

@@ -21,7 +21,9 @@ def card_scene(index: int, width: int = 640, height: int = 480) -> np.ndarray:
     shift = int(20 * np.sin(index / 15.0))
     left, top = 120 + shift, 110
     cv2.rectangle(image, (left, top), (left + 400, top + 252), (235, 228, 220), -1)
-    cv2.rectangle(image, (left + 20, top + 40), (left + 130, top + 180), (150, 120, 100), -1)
+    cv2.rectangle(
+        image, (left + 20, top + 40), (left + 130, top + 180), (150, 120, 100), -1
+    )
     for row in range(4):
         cv2.line(
             image,

@@ -24,7 +24,9 @@ async def test_password_is_stored_as_argon2id(server: Server) -> None:
     from signaling import db
 
     async with server.svc.engine.connect() as conn:
-        stored = (await conn.execute(sa.select(db.agents.c.password_hash))).scalars().all()
+        stored = (
+            (await conn.execute(sa.select(db.agents.c.password_hash))).scalars().all()
+        )
     assert all(h.startswith("$argon2id$") for h in stored)
 
 

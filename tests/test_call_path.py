@@ -1,4 +1,4 @@
-"""The whole path over real loopback connections: partner, mails, phone, agent, result."""
+"""The whole path on loopback: partner, mails, phone, agent, result."""
 
 from __future__ import annotations
 
@@ -23,12 +23,17 @@ from signaling.results import verify_detached
 from tests.conftest import Server, psnr
 from tests.media_fixtures import SceneTrack
 
+OFFER_SHAPE = (
+    "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\nm=video 9 UDP/TLS/RTP/SAVPF 97\r\n"
+)
 
-OFFER_SHAPE = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\nm=video 9 UDP/TLS/RTP/SAVPF 97\r\n"
 
-
-async def _consented_case(server: Server, callback_url: str | None = None) -> tuple[dict, dict]:
-    case = await create_case(server.http, server.base, server.api_key, callback_url=callback_url)
+async def _consented_case(
+    server: Server, callback_url: str | None = None
+) -> tuple[dict, dict]:
+    case = await create_case(
+        server.http, server.base, server.api_key, callback_url=callback_url
+    )
     consent = await activate_and_consent(server.http, case["activation_url"])
     return case, consent
 
@@ -37,7 +42,9 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
     sink = CallbackSink()
     await sink.start()
     scene = SceneTrack()
-    phone = PhoneClient(server.http, server.base, tracks=lambda: [scene, AudioStreamTrack()])
+    phone = PhoneClient(
+        server.http, server.base, tracks=lambda: [scene, AudioStreamTrack()]
+    )
     agent = AgentClient(server.http, server.base)
     try:
         case, consent = await _consented_case(server, sink.url)
@@ -71,7 +78,12 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
 
         # the torch round trip reaches the phone and comes back with its state
         ack = await agent.torch(True)
-        assert ack == {"type": "torch_state", "on": True, "available": True, "detail": ""}
+        assert ack == {
+            "type": "torch_state",
+            "on": True,
+            "available": True,
+            "detail": "",
+        }
         assert phone.torch_log == [True]
 
         done = await agent.decide("approve", "ok", "specimen card, all checks fine")
@@ -105,7 +117,9 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
         await sink.stop()
 
     # the recording decrypts to a playable Matroska file
-    rows = [r for r in await server.svc.evidence.list(case["id"]) if r.kind == "recording"]
+    rows = [
+        r for r in await server.svc.evidence.list(case["id"]) if r.kind == "recording"
+    ]
     assert len(rows) == 1
     plain = tmp_path / "call.mkv"
     plain.write_bytes(b"".join(server.svc.evidence.iter_plain(rows[0])))
@@ -156,7 +170,9 @@ async def test_phone_join_malformed_tan_explains_format(server: Server) -> None:
         msg = await phone.log.expect("error")
         assert msg["error"] == {
             "code": "tan_malformed",
-            "message": "a transaction number has 10 letters and digits, e.g. K7M2Q-4XTRB",
+            "message": (
+                "a transaction number has 10 letters and digits, e.g. K7M2Q-4XTRB"
+            ),
         }
     finally:
         await phone.close()
@@ -227,12 +243,18 @@ async def test_agent_wrong_password_is_refused(server: Server) -> None:
 
 async def test_snapshot_of_another_agents_case_is_not_found(server: Server) -> None:
     scene = SceneTrack(320, 240)
-    phone = PhoneClient(server.http, server.base, tracks=lambda: [scene, AudioStreamTrack()])
+    phone = PhoneClient(
+        server.http, server.base, tracks=lambda: [scene, AudioStreamTrack()]
+    )
     agent = AgentClient(server.http, server.base)
     import aiohttp
 
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other_http:
-        _, password = await server.svc.accounts.add_agent("agent-two", "another long password")
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.CookieJar(unsafe=True)
+    ) as other_http:
+        _, password = await server.svc.accounts.add_agent(
+            "agent-two", "another long password"
+        )
         other = AgentClient(other_http, server.base)
         try:
             _, consent = await _consented_case(server)

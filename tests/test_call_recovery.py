@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from aiortc import AudioStreamTrack
 
-from identdesk.clients import AgentClient, PhoneClient, activate_and_consent, create_case
+from identdesk.clients import (
+    AgentClient,
+    PhoneClient,
+    activate_and_consent,
+    create_case,
+)
 from tests.conftest import Server
 from tests.media_fixtures import SceneTrack
 
@@ -13,7 +18,9 @@ async def _waiting_phone(server: Server) -> tuple[PhoneClient, str]:
     case = await create_case(server.http, server.base, server.api_key)
     consent = await activate_and_consent(server.http, case["activation_url"])
     phone = PhoneClient(
-        server.http, server.base, tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()]
+        server.http,
+        server.base,
+        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
     )
     await phone.join(consent["tan"])
     await phone.log.expect("queued")
@@ -39,7 +46,9 @@ async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
     phone, tan = await _waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     second = PhoneClient(
-        server.http, server.base, tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()]
+        server.http,
+        server.base,
+        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
     )
     try:
         await agent.login(server.agent_name, server.agent_password)
@@ -87,7 +96,9 @@ async def test_agent_hangup_puts_the_case_back_in_the_queue(server: Server) -> N
         await agent.close()
 
 
-async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(server: Server) -> None:
+async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(
+    server: Server,
+) -> None:
     phone, _ = await _waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:

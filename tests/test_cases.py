@@ -7,9 +7,12 @@ from tests.conftest import Server
 
 async def _new_case(server: Server) -> str:
     case, _ = await server.svc.store.create(
-        (await _partner(server)), {"given_names": "ERIKA", "surname": "MUSTERMANN",
-                                   "birth_date": "1983-08-12"},
-        "erika@example.org", None, "ref", "de",
+        (await _partner(server)),
+        {"given_names": "ERIKA", "surname": "MUSTERMANN", "birth_date": "1983-08-12"},
+        "erika@example.org",
+        None,
+        "ref",
+        "de",
     )
     return case.id
 
@@ -39,7 +42,9 @@ async def test_transition_path_is_logged_with_timestamps(server: Server) -> None
     assert (await store.by_tan(tan)).id == case_id
     events = await store.events(case_id)
     assert [(e["from_state"], e["to_state"]) for e in events] == [
-        (None, "created"), ("created", "activated"), ("activated", "consented"),
+        (None, "created"),
+        ("created", "activated"),
+        ("activated", "consented"),
     ]
     assert all(e["at"].startswith("2026-12-02T09:00") for e in events)
 
@@ -59,8 +64,11 @@ async def test_tan_expires(server: Server, clock) -> None:
 async def test_personal_data_is_encrypted_in_the_database(server: Server) -> None:
     case_id = await _new_case(server)
     db_file = server.svc.settings.data_dir / "identdesk.sqlite3"
-    raw = db_file.read_bytes() + (db_file.with_suffix(".sqlite3-wal").read_bytes()
-                                  if db_file.with_suffix(".sqlite3-wal").exists() else b"")
+    raw = db_file.read_bytes() + (
+        db_file.with_suffix(".sqlite3-wal").read_bytes()
+        if db_file.with_suffix(".sqlite3-wal").exists()
+        else b""
+    )
     assert b"MUSTERMANN" not in raw
     assert b"erika@example.org" not in raw
     assert (await server.svc.store.identity(case_id))["surname"] == "MUSTERMANN"
@@ -69,5 +77,8 @@ async def test_personal_data_is_encrypted_in_the_database(server: Server) -> Non
 def test_transitions_final_states_have_no_exit() -> None:
     assert TRANSITIONS[State.EXPIRED] == set()
     assert TRANSITIONS[State.WITHDRAWN] == set()
-    assert all(State.WITHDRAWN in TRANSITIONS[s] for s in State if s not in
-               (State.EXPIRED, State.WITHDRAWN))
+    assert all(
+        State.WITHDRAWN in TRANSITIONS[s]
+        for s in State
+        if s not in (State.EXPIRED, State.WITHDRAWN)
+    )

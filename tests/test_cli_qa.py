@@ -15,23 +15,34 @@ from identdesk.qa import QaError, default_script, load_script, probe_video
 from tests.media_fixtures import card_scene
 
 
-def write_video(path: Path, seconds: float, width: int, height: int, audio: bool) -> Path:
+def write_video(
+    path: Path, seconds: float, width: int, height: int, audio: bool
+) -> Path:
     codec = {".mp4": "libx264", ".webm": "libvpx", ".mkv": "libx264"}[path.suffix]
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=30)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         if codec == "libvpx":
             video.options = {"deadline": "realtime", "cpu-used": "8"}
-        sound = container.add_stream("libopus" if path.suffix == ".webm" else "aac",
-                                     rate=48000) if audio else None
+        sound = (
+            container.add_stream(
+                "libopus" if path.suffix == ".webm" else "aac", rate=48000
+            )
+            if audio
+            else None
+        )
         for i in range(int(seconds * 30)):
-            frame = av.VideoFrame.from_ndarray(card_scene(i, width, height), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(
+                card_scene(i, width, height), format="bgr24"
+            )
             for packet in video.encode(frame):
                 container.mux(packet)
         if sound is not None:
             samples = np.zeros((2, 960), np.float32)
             for i in range(int(seconds * 50)):
-                chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="stereo")
+                chunk = av.AudioFrame.from_ndarray(
+                    samples, format="fltp", layout="stereo"
+                )
                 chunk.sample_rate = 48000
                 chunk.pts = i * 960
                 for packet in sound.encode(chunk):
@@ -46,14 +57,20 @@ def write_video(path: Path, seconds: float, width: int, height: int, audio: bool
 def identdesk(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "identdesk.cli", *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 @pytest.mark.parametrize(
     ("name", "size", "audio"),
-    [("a.mp4", (1280, 720), True), ("b.webm", (1280, 720), False),
-     ("c.mkv", (1920, 1080), False), ("d.webm", (1920, 1080), True)],
+    [
+        ("a.mp4", (1280, 720), True),
+        ("b.webm", (1280, 720), False),
+        ("c.mkv", (1920, 1080), False),
+        ("d.webm", (1920, 1080), True),
+    ],
 )
 def test_probe_video_reads_containers(tmp_path, name, size, audio) -> None:
     info = probe_video(str(write_video(tmp_path / name, 0.2, *size, audio)))
@@ -82,7 +99,9 @@ def test_qa_run_bad_script_exits_2(tmp_path) -> None:
     script.write_text(json.dumps([{"at": 1, "action": "capture", "kind": "selfie"}]))
     result = identdesk("qa", "run", str(video), "--script", str(script))
     assert result.returncode == 2
-    assert "script step 0: kind must be one of front, back, face, other" in result.stderr
+    assert (
+        "script step 0: kind must be one of front, back, face, other" in result.stderr
+    )
 
 
 def test_load_script_needs_a_decision(tmp_path) -> None:
@@ -102,20 +121,35 @@ def test_default_script_scales_to_the_video() -> None:
 def test_qa_run_walks_the_whole_path(tmp_path) -> None:
     video = write_video(tmp_path / "phone.webm", 4.0, 1280, 720, False)
     script = tmp_path / "steps.json"
-    script.write_text(json.dumps([
-        {"at": 0.5, "action": "capture", "kind": "front"},
-        {"at": 1.0, "action": "torch", "on": True},
-        {"at": 1.5, "action": "torch", "on": False},
-        {"at": 2.0, "action": "capture", "kind": "back"},
-        {"at": 2.5, "action": "decide", "decision": "reject", "reason": "document_invalid"},
-    ]))
+    script.write_text(
+        json.dumps(
+            [
+                {"at": 0.5, "action": "capture", "kind": "front"},
+                {"at": 1.0, "action": "torch", "on": True},
+                {"at": 1.5, "action": "torch", "on": False},
+                {"at": 2.0, "action": "capture", "kind": "back"},
+                {
+                    "at": 2.5,
+                    "action": "decide",
+                    "decision": "reject",
+                    "reason": "document_invalid",
+                },
+            ]
+        )
+    )
     result = identdesk("qa", "run", str(video), "--script", str(script), "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
-    assert [(s["kind"], s["width"], s["height"], s["decoded"]) for s in report["snapshots"]] == [
-        ("front", 1280, 720, True), ("back", 1280, 720, True),
+    assert [
+        (s["kind"], s["width"], s["height"], s["decoded"]) for s in report["snapshots"]
+    ] == [
+        ("front", 1280, 720, True),
+        ("back", 1280, 720, True),
     ]
-    assert [(t["asked"], t["on"]) for t in report["torch"]] == [(True, True), (False, False)]
+    assert [(t["asked"], t["on"]) for t in report["torch"]] == [
+        (True, True),
+        (False, False),
+    ]
     assert report["decision"]["decision"] == "reject"
     assert report["frames_at_agent"] > 30
     assert report["timings"]["first_frame_s"] < 5.0

@@ -4,18 +4,28 @@ from tests.conftest import Server
 
 GOOD = {
     "reference": "r-1",
-    "identity": {"given_names": "ERIKA", "surname": "MUSTERMANN", "birth_date": "1983-08-12"},
+    "identity": {
+        "given_names": "ERIKA",
+        "surname": "MUSTERMANN",
+        "birth_date": "1983-08-12",
+    },
     "email": "erika@example.org",
 }
 
 
-async def _post(server: Server, body: Any, key: str | None = None, raw: bytes | None = None):
+async def _post(
+    server: Server, body: Any, key: str | None = None, raw: bytes | None = None
+):
     headers = {"Authorization": f"Bearer {key or server.api_key}"}
     if raw is not None:
         headers["Content-Type"] = "application/json"
-        resp = await server.http.post(f"{server.base}/api/v1/cases", data=raw, headers=headers)
+        resp = await server.http.post(
+            f"{server.base}/api/v1/cases", data=raw, headers=headers
+        )
     else:
-        resp = await server.http.post(f"{server.base}/api/v1/cases", json=body, headers=headers)
+        resp = await server.http.post(
+            f"{server.base}/api/v1/cases", json=body, headers=headers
+        )
     async with resp:
         return resp.status, await resp.json()
 
@@ -42,7 +52,9 @@ async def test_create_case_error_shape_is_locked(server: Server) -> None:
 async def test_create_case_wrong_key_is_unauthorized(server: Server) -> None:
     status, body = await _post(server, GOOD, key="idk_wrong")
     assert status == 401
-    assert body == {"error": {"code": "unauthorized", "message": "the API key is not valid"}}
+    assert body == {
+        "error": {"code": "unauthorized", "message": "the API key is not valid"}
+    }
 
 
 async def test_create_case_validation_quotes_the_bad_value(server: Server) -> None:

@@ -2,7 +2,9 @@ from identdesk.clients import PhoneClient, activate_and_consent, create_case
 from tests.conftest import Server
 
 
-async def test_phone_join_outside_hours_says_when_it_opens(server: Server, clock) -> None:
+async def test_phone_join_outside_hours_says_when_it_opens(
+    server: Server, clock
+) -> None:
     case = await create_case(server.http, server.base, server.api_key)
     consent = await activate_and_consent(server.http, case["activation_url"])
     clock.advance(hours=13)  # 23:00 in Berlin

@@ -1,7 +1,14 @@
 import math
 import re
 
-from signaling.tan import ALPHABET, LENGTH, format_tan, new_tan, normalize_tan, tan_digest
+from signaling.tan import (
+    ALPHABET,
+    LENGTH,
+    format_tan,
+    new_tan,
+    normalize_tan,
+    tan_digest,
+)
 
 
 def test_new_tan_is_grouped_and_unambiguous() -> None:
