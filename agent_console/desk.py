@@ -235,6 +235,10 @@ async def evidence_item(request: web.Request) -> web.Response:
     # only the agent who holds or decided the case, or an admin, sees its evidence
     if row.case_id != case_id or (case.agent_id != agent.id and agent.role != "admin"):
         raise ApiError(404, "evidence_not_found", "no such evidence for you")
+    if case.state == State.WITHDRAWN:
+        raise ApiError(
+            410, "withdrawn", "consent was withdrawn; this evidence is blocked"
+        )
     if row.kind == "recording":
         raise ApiError(
             403,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from signaling.vault import Vault, load_master_key
 
 logger = logging.getLogger(__name__)
 
+SWEEPER = web.AppKey("sweeper", asyncio.Task)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -119,13 +121,26 @@ async def create_app(
 
     app.router.add_get("/ca.pem", ca_certificate)
 
+    async def expire_periodically() -> None:
+        while True:
+            try:
+                expired = await svc.store.expire_stale()
+                if expired:
+                    logger.info("- %d cases expired", expired)
+            except Exception:
+                logger.exception("x expiring cases failed")
+            await asyncio.sleep(60)
+
     async def on_startup(app: web.Application) -> None:
         reset = await svc.store.reset_interrupted()
         if reset:
             logger.info("- %d interrupted calls put back to consented", reset)
         svc.delivery.start()
+        app[SWEEPER] = asyncio.ensure_future(expire_periodically())
 
     async def on_cleanup(app: web.Application) -> None:
+        app[SWEEPER].cancel()
+        await asyncio.gather(app[SWEEPER], return_exceptions=True)
         await svc.hub.close_all()
         await svc.delivery.stop()
         await svc.engine.dispose()

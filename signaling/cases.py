@@ -247,6 +247,20 @@ class CaseStore:
             ).scalar_one()
         return self.vault.open(sealed, case_id + "/email").decode()
 
+    async def erase_personal_data(self, case_id: str) -> None:
+        """Replace identity, e-mail and note by empty sealed values (withdrawal)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                db.cases.update()
+                .where(db.cases.c.id == case_id)
+                .values(
+                    identity_enc=self.vault.seal(b"{}", case_id),
+                    email_enc=self.vault.seal(b"", case_id + "/email"),
+                    note_enc=None,
+                    tan_hash=None,
+                )
+            )
+
     # the path
 
     async def consent(self, case_id: str) -> str:

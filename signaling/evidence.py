@@ -118,3 +118,18 @@ class EvidenceStore:
         return self.vault.iter_file(
             self.root / row.path, self._context(row.case_id, row.id)
         )
+
+
+async def delete_evidence(
+    evidence: EvidenceStore, case_id: str, kinds: set[str]
+) -> int:
+    """Delete the files and rows of a case's evidence of the given kinds."""
+    removed = 0
+    for row in await evidence.list(case_id):
+        if row.kind not in kinds:
+            continue
+        (evidence.root / row.path).unlink(missing_ok=True)
+        async with evidence.store.engine.begin() as conn:
+            await conn.execute(db.evidence.delete().where(db.evidence.c.id == row.id))
+        removed += 1
+    return removed

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from signaling.cases import State
 from signaling.errors import ApiError, bad_request, read_json
+from signaling.evidence import delete_evidence
 from signaling.mail import compose
 from signaling.services import services
 
@@ -114,6 +116,57 @@ async def get_case(request: web.Request) -> web.Response:
     svc = services(request)
     case = await svc.store.get_for_partner(request.match_info["case_id"], partner)
     return web.json_response(await svc.delivery.result(case.id))
+
+
+WITHDRAWABLE = ("identity", "snapshots", "recording")
+SNAPSHOTS = {"front", "back", "face", "other"}
+
+
+@routes.post("/api/v1/cases/{case_id}/withdrawal")
+async def withdraw(request: web.Request) -> web.Response:
+    """Consent withdrawn, wholly or in part: delete at once, or block (legal hold)."""
+    partner = await partner_id(request)
+    svc = services(request)
+    case = await svc.store.get_for_partner(request.match_info["case_id"], partner)
+    data = await read_json(request)
+    parts = data.get("parts", list(WITHDRAWABLE))
+    if (
+        not isinstance(parts, list)
+        or not parts
+        or any(p not in WITHDRAWABLE for p in parts)
+    ):
+        raise bad_request(
+            f"parts {str(parts)[:80]} must be a non-empty list of "
+            f"{', '.join(WITHDRAWABLE)}",
+            "invalid_field",
+        )
+    hold = data.get("legal_hold", False)
+    if not isinstance(hold, bool):
+        raise bad_request("legal_hold must be true or false", "invalid_field")
+    whole = set(parts) == set(WITHDRAWABLE)
+    if whole and case.id in svc.hub.calls:
+        phone = svc.hub.calls[case.id].phone
+        await svc.hub.end_call(case.id, requeue=False)
+        if phone is not None:
+            await phone.send({"type": "ended", "decision": "withdrawn"})
+    removed = 0
+    if not hold:
+        kinds = (SNAPSHOTS if "snapshots" in parts else set()) | (
+            {"recording"} if "recording" in parts else set()
+        )
+        removed = await delete_evidence(svc.evidence, case.id, kinds)
+        if "identity" in parts:
+            await svc.store.erase_personal_data(case.id)
+    detail = f"parts={','.join(sorted(parts))} legal_hold={hold} removed={removed}"
+    if whole and case.state != State.WITHDRAWN:
+        await svc.store.transition(
+            case.id, State.WITHDRAWN, f"partner:{partner}", detail
+        )
+    else:
+        await svc.store.log(case.id, f"partner:{partner}", "withdrawal", detail)
+    body = await svc.delivery.result(case.id)
+    body["withdrawal"] = {"parts": parts, "legal_hold": hold, "deleted_items": removed}
+    return web.json_response(body)
 
 
 @routes.get("/.well-known/jwks.json")

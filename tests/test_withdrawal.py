@@ -1,0 +1,96 @@
+"""Consent withdrawn by the partner: data deleted at once, or blocked on legal hold."""
+
+from __future__ import annotations
+
+from aiortc import AudioStreamTrack
+
+from identdesk.clients import (
+    AgentClient,
+    PhoneClient,
+    activate_and_consent,
+    create_case,
+)
+from tests.conftest import Server
+from tests.media_fixtures import SceneTrack
+
+
+async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
+    case = await create_case(server.http, server.base, server.api_key)
+    consent = await activate_and_consent(server.http, case["activation_url"])
+    phone = PhoneClient(
+        server.http,
+        server.base,
+        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
+    )
+    agent = AgentClient(server.http, server.base)
+    await phone.join(consent["tan"])
+    await agent.login(server.agent_name, server.agent_password)
+    await agent.take_case()
+    await agent.connect_media()
+    await agent.wait_frames(3)
+    snap = await agent.capture("front")
+    await agent.decide("approve", "ok")
+    await phone.close()
+    return case["id"], agent, snap["url"]
+
+
+async def _withdraw(server: Server, case_id: str, body: dict) -> tuple[int, dict]:
+    async with server.http.post(
+        f"{server.base}/api/v1/cases/{case_id}/withdrawal",
+        json=body,
+        headers={"Authorization": f"Bearer {server.api_key}"},
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_withdrawal_whole_deletes_evidence_and_identity(server: Server) -> None:
+    case_id, agent, url = await _decided_case(server)
+    try:
+        files = list((server.svc.settings.data_dir / "evidence" / case_id).iterdir())
+        assert len(files) == 2
+        status, body = await _withdraw(server, case_id, {})
+        assert status == 200
+        assert body["state"] == "withdrawn"
+        assert body["evidence"] == []
+        assert body["withdrawal"]["deleted_items"] == 2
+        assert (
+            list((server.svc.settings.data_dir / "evidence" / case_id).iterdir()) == []
+        )
+        assert await server.svc.store.identity(case_id) == {}
+        status, _ = await agent.fetch(url)
+        assert status == 404
+    finally:
+        await agent.close()
+
+
+async def test_withdrawal_on_legal_hold_blocks_instead_of_deleting(
+    server: Server,
+) -> None:
+    case_id, agent, url = await _decided_case(server)
+    try:
+        status, body = await _withdraw(server, case_id, {"legal_hold": True})
+        assert status == 200
+        assert body["state"] == "withdrawn"
+        assert len(body["evidence"]) == 2
+        status, data = await agent.fetch(url)
+        assert status == 410
+        assert b"blocked" in data
+    finally:
+        await agent.close()
+
+
+async def test_withdrawal_in_part_keeps_the_rest(server: Server) -> None:
+    case_id, agent, _ = await _decided_case(server)
+    try:
+        status, body = await _withdraw(server, case_id, {"parts": ["recording"]})
+        assert status == 200
+        assert body["state"] in ("decided", "delivered")
+        assert [e["kind"] for e in body["evidence"]] == ["front"]
+        status, body = await _withdraw(server, case_id, {"parts": ["fingerprints"]})
+        assert status == 400
+        assert body["error"]["message"] == (
+            "parts ['fingerprints'] must be a non-empty list of "
+            "identity, snapshots, recording"
+        )
+    finally:
+        await agent.close()
