@@ -1,0 +1,170 @@
+"""Headless Chromium for the browser tests: a fake camera, phone and desk contexts.
+
+Debian's chromium is driven by Playwright; nothing is downloaded. The fake camera
+plays a generated Y4M file of the synthetic ID-card scene in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from identdesk.clients import activate_and_consent, create_case
+from tests.conftest import Server
+from tests.media_fixtures import card_scene
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+BASE_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+]
+PHONE = {
+    "viewport": {"width": 360, "height": 640},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36"
+    ),
+    "locale": "de-DE",
+}
+DESK = {"viewport": {"width": 1440, "height": 900}, "locale": "de-DE"}
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (make test installs it)"
+)
+
+
+def write_y4m(path: Path, frames: int = 30, width: int = 640, height: int = 480) -> Path:
+    """The card scene as an uncompressed Y4M clip that Chromium plays as its camera."""
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            yuv = cv2.cvtColor(card_scene(i * 2, width, height), cv2.COLOR_BGR2YUV_I420)
+            out.write(b"FRAME\n")
+            out.write(np.ascontiguousarray(yuv).tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def camera_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_y4m(tmp_path_factory.mktemp("camera") / "card.y4m")
+
+
+async def launch(camera: Path, allow_camera: bool = True) -> tuple[Any, Any]:
+    """Start Playwright and Chromium; without allow_camera every prompt is denied."""
+    from playwright.async_api import async_playwright
+
+    args = [*BASE_ARGS, f"--use-file-for-fake-video-capture={camera}"]
+    if allow_camera:
+        args.append("--use-fake-ui-for-media-stream")
+    pw = await async_playwright().start()
+    browser = await pw.chromium.launch(
+        executable_path=str(CHROMIUM), headless=True, args=args
+    )
+    return pw, browser
+
+
+@pytest.fixture
+async def chromium(camera_file: Path, server: Server) -> AsyncIterator[Any]:
+    """A headless Chromium whose camera permission prompts are accepted.
+
+    It depends on `server` so that it closes first: open page sockets would hold
+    the server's shutdown until its timeout.
+    """
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (make test installs it)")
+    pw, browser = await launch(camera_file)
+    try:
+        yield browser
+    finally:
+        await browser.close()
+        await pw.stop()
+
+
+class Shots:
+    """Numbered screenshots of one test in artifacts/screenshots/."""
+
+    def __init__(self, test: str) -> None:
+        self.folder = SCREENSHOTS
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.test = test
+        self.count = 0
+
+    async def __call__(self, page: Any, step: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.test}-{self.count:02d}-{step}.png"
+        await page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture
+def shots(request: pytest.FixtureRequest) -> Shots:
+    return Shots(request.node.name.removeprefix("test_"))
+
+
+async def phone_page(browser: Any, **extra: Any) -> Any:
+    context = await browser.new_context(**{**PHONE, **extra})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+async def desk_page(browser: Any) -> Any:
+    context = await browser.new_context(**DESK)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    return page
+
+
+async def consented_tan(server: Server) -> tuple[dict[str, Any], str]:
+    """A case consented through the API (for tests that start on the phone)."""
+    case = await create_case(server.http, server.base, server.api_key)
+    consent = await activate_and_consent(server.http, case["activation_url"])
+    return case, consent["tan"]
+
+
+async def agent_login(page: Any, server: Server) -> None:
+    await page.goto(f"{server.base}/agent/")
+    await page.fill("#login-name", server.agent_name)
+    await page.fill("#login-password", server.agent_password)
+    await page.click("#login-submit")
+    await page.wait_for_selector("#desk:not([hidden])")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = ""
+) -> Any:
+    """Poll an async check until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what or 'condition'} not met within {timeout} s: {last!r}")
+
+
+async def video_frames(page: Any, selector: str) -> int:
+    """Frames the page's video element has decoded so far."""
+    return await page.eval_on_selector(
+        selector,
+        "v => v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames"
+        " : 0",
+    )

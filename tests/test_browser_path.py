@@ -1,0 +1,177 @@
+"""The whole path in real Chromium: phone (mobile emulation) and agent console."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from identdesk.clients import create_case
+from signaling.cases import REASON_CODES
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    Shots,
+    agent_login,
+    camera_file,
+    chromium,
+    desk_page,
+    phone_page,
+    shots,
+    video_frames,
+)
+from tests.conftest import Server
+
+pytestmark = pytest.mark.browser
+
+
+async def _visible(page: Any, selector: str) -> None:
+    await page.wait_for_selector(selector, state="visible")
+
+
+async def _phone_to_tan(page: Any, server: Server, shots: Shots) -> str:
+    """Activation link, consent, transaction number; returns the TAN shown."""
+    case = await create_case(server.http, server.base, server.api_key)
+    await page.goto(case["activation_url"])
+    await _visible(page, "#step-consent")
+    await shots(page, "phone-consent")
+
+    # all three consents are needed; the page says so before it asks the server
+    await page.click("#consent-submit")
+    await _visible(page, "#consent-error")
+    for box in ("#c-terms", "#c-processing", "#c-recording"):
+        await page.check(box)
+    await page.click("#consent-submit")
+    await _visible(page, "#step-tan")
+    tan = (await page.text_content("#tan")).strip()
+    assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", tan)
+    await shots(page, "phone-tan-shown")
+    mails = await server.mailbox.wait_for(2)
+    assert tan in server.mailbox.body(len(mails) - 1)
+    return tan
+
+
+async def _phone_join(page: Any, tan: str, shots: Shots) -> None:
+    """Enter the TAN (typed sloppily), pass the device check, enter the queue."""
+    await _visible(page, "#step-tan")
+    await page.fill("#tan", tan.replace("-", "").lower())
+    assert await page.input_value("#tan") == tan  # formatted while typing
+    await shots(page, "phone-enter-tan")
+    await page.click("#tan-submit")
+    await _visible(page, "#step-check")
+    await page.wait_for_selector("#join:not([disabled])")
+    assert await page.get_attribute("#check-camera", "data-state") == "ok"
+    assert await page.get_attribute("#check-network", "data-state") == "ok"
+    # the fake camera has no torch: the check says so instead of pretending
+    assert await page.get_attribute("#check-torch", "data-state") == "warn"
+    await shots(page, "phone-device-check")
+    await page.click("#join")
+    await _visible(page, "#step-wait")
+    await page.wait_for_function(
+        "document.getElementById('queue-position').textContent === '1'"
+    )
+    await shots(page, "phone-waiting")
+
+
+async def test_browser_whole_path_approved(
+    chromium: Any, server: Server, shots: Shots
+) -> None:
+    phone = await phone_page(chromium)
+    agent = await desk_page(chromium)
+    agent.on("dialog", lambda dialog: dialog.accept())
+
+    tan = await _phone_to_tan(phone, server, shots)
+    await phone.click("#phone-link")
+    await _phone_join(phone, tan, shots)
+
+    # the agent logs in and sees the waiting case with its waiting time
+    await agent_login(agent, server)
+    await agent.wait_for_selector("#queue-list tr")
+    assert re.fullmatch(r"\d+:\d\d", (await agent.text_content("#queue-list td:last-child")))
+    await shots(agent, "agent-queue")
+
+    # take next (N); the phone's video plays in the console, frames decoded
+    await agent.keyboard.press("n")
+    await _visible(agent, "#call-view")
+    await _visible(phone, "#step-call")
+    await agent.wait_for_function(
+        "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > 15",
+        timeout=20_000,
+    )
+    first = await video_frames(agent, "#video")
+    await agent.wait_for_function(
+        f"document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"
+        f" > {first + 10}"
+    )
+    assert await agent.eval_on_selector("#video", "v => v.videoWidth") == 640
+    await agent.wait_for_function(
+        "document.getElementById('stat-resolution').textContent === '640×480'"
+    )
+    await agent.wait_for_function(
+        "/kbit|Mbit/.test(document.getElementById('stat-bitrate').textContent)"
+    )
+    assert (await agent.text_content("#case-data")).count("MUSTERMANN") == 1
+    await shots(agent, "agent-call")
+    await shots(phone, "phone-call")
+
+    # one-key capture of front, back and face; full-resolution stills in the gallery
+    for key, kind in (("f", "front"), ("b", "back"), ("g", "face")):
+        await agent.keyboard.press(key)
+        await agent.wait_for_selector(f"#gallery button[data-kind={kind}] img")
+    await agent.wait_for_function(
+        "[...document.querySelectorAll('#gallery img')].every(i => i.naturalWidth === 640)"
+    )
+    await agent.click("#gallery button[data-kind=front]")
+    await _visible(agent, "#viewer")
+    await agent.wait_for_function(
+        "document.getElementById('viewer-img').naturalHeight === 480"
+    )
+    await shots(agent, "agent-snapshot-viewer")
+    await agent.keyboard.press("Escape")
+
+    # the torch request reaches the phone, which has none: both sides are told
+    await agent.keyboard.press("t")
+    await agent.wait_for_selector("#torch-state[data-state=none]")
+    await _visible(phone, "#torch-hint")
+    assert "Lampe" in await phone.text_content("#torch-hint")
+    assert "nicht steuerbar" in await phone.text_content("#torch-state")
+
+    # an instruction appears on the phone in large type
+    await agent.click("#instructions [data-instruction=show_back]")
+    await phone.wait_for_function(
+        "document.getElementById('instruction').textContent.includes('Rückseite')"
+    )
+    size = await phone.eval_on_selector(
+        "#instruction", "e => parseFloat(getComputedStyle(e).fontSize)"
+    )
+    assert size >= 24
+    await shots(phone, "phone-instruction")
+
+    # digital zoom with the keyboard
+    await agent.keyboard.press("+")
+    assert "scale(1.25)" in await agent.eval_on_selector("#video", "v => v.style.transform")
+    await shots(agent, "agent-zoomed")
+
+    # the decision dialog offers exactly the server's reason codes
+    await agent.keyboard.press("d")
+    await _visible(agent, "#decision-dialog")
+    for decision, codes in REASON_CODES.items():
+        await agent.check(f"#decision-form input[value={decision}]")
+        options = await agent.eval_on_selector_all("#reason option", "os => os.map(o => o.value)")
+        assert tuple(options) == codes
+    await agent.check("#decision-form input[value=approve]")
+    await agent.fill("#note", "specimen card, all checks fine")
+    await shots(agent, "agent-decision")
+    await agent.click("#decide-submit")
+
+    # the phone shows the finish page; the agent is back at the queue
+    await _visible(phone, "#step-done")
+    assert await phone.text_content("#done-title") == "Vielen Dank!"
+    await _visible(agent, "#last-result")
+    await shots(phone, "phone-done")
+    await shots(agent, "agent-decided")
+    case_id = await agent.eval_on_selector("#last-result", "e => e.textContent")
+    assert "Freigeben" in case_id
+    cases = [c for c in await server.svc.store.list_cases() if c.decision] if hasattr(
+        server.svc.store, "list_cases"
+    ) else []
+    assert all(c.decision == "approve" for c in cases)
