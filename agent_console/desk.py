@@ -117,6 +117,7 @@ class Desk:
             call.case_id, self.actor, "capture", f"{kind} {width}x{height}"
         )
         logger.info("case %s - snapshot %s %dx%d", call.case_id, kind, width, height)
+        self.svc.metrics.snapshots.labels(kind).inc()
         await self.conn.send(
             {
                 "type": "snapshot",
@@ -164,6 +165,7 @@ class Desk:
         if phone is not None:
             await phone.send({"type": "ended", "decision": message.decision})
         await self.svc.delivery.enqueue(case_id)
+        self.svc.metrics.decisions.labels(message.decision).inc()
         await self.conn.send(
             {
                 "type": "decided",

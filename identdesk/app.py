@@ -21,6 +21,7 @@ from signaling.db import connect
 from signaling.errors import error_middleware
 from signaling.evidence import EvidenceStore
 from signaling.mail import Mailer
+from signaling.metrics import Metrics
 from signaling.ratelimit import FailureLimiter
 from signaling.results import ResultDelivery, ResultSigner
 from signaling.services import SERVICES, Services
@@ -57,6 +58,7 @@ async def build_services(settings: Settings) -> Services:
         tan_limiter=FailureLimiter(settings.tan_attempts, window),
         login_limiter=FailureLimiter(10, window),
         web_root=WEB_ROOT,
+        metrics=Metrics(),
     )
 
 
@@ -120,6 +122,17 @@ async def create_app(
         )
 
     app.router.add_get("/ca.pem", ca_certificate)
+
+    async def metrics(request: web.Request) -> web.Response:
+        # figures only for the operator's scraper on this machine
+        if request.remote not in ("127.0.0.1", "::1"):
+            raise web.HTTPForbidden(text="metrics are served to loopback clients only")
+        return web.Response(
+            body=svc.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
+
+    app.router.add_get("/metrics", metrics)
+    svc.metrics.watch(lambda: len(svc.hub.calls), lambda: len(svc.hub.queue))
 
     async def expire_periodically() -> None:
         while True:

@@ -94,6 +94,7 @@ async def create_case(request: web.Request) -> web.Response:
     spec = parse_case_request(await read_json(request))
     svc = services(request)
     case, token = await svc.store.create(partner_id=partner, **spec)
+    svc.metrics.cases_created.inc()
     link = f"{svc.base_url(request)}/a/{token}"
     days = str(svc.settings.activation_ttl.days)
     message = compose(

@@ -14,6 +14,7 @@ from signaling.cases import CaseStore
 from signaling.config import Settings
 from signaling.evidence import EvidenceStore
 from signaling.mail import Mailer
+from signaling.metrics import Metrics
 from signaling.ratelimit import FailureLimiter
 from signaling.results import ResultDelivery, ResultSigner
 from signaling.vault import Vault
@@ -34,6 +35,7 @@ class Services:
     tan_limiter: FailureLimiter
     login_limiter: FailureLimiter
     web_root: Path
+    metrics: Metrics
 
     def base_url(self, request: web.Request | None = None) -> str:
         """The URL phones reach us at: configured, else what the client used."""

@@ -192,6 +192,7 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
     except ApiError as exc:
         if exc.code in ("tan_unknown", "tan_malformed"):
             svc.tan_limiter.fail(client)
+            svc.metrics.tan_failures.inc()
             logger.warning("%s x wrong transaction number", conn.label)
         raise
     svc.tan_limiter.succeed(client)

@@ -116,3 +116,15 @@ async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(
         assert "capture" in events and "hangup" in events
     finally:
         await phone.close()
+
+
+async def test_metrics_count_calls_and_queue(server: Server) -> None:
+    phone, _ = await _waiting_phone(server)
+    try:
+        async with server.http.get(f"{server.base}/metrics") as resp:
+            text = await resp.text()
+        assert "identdesk_queue_waiting 1.0" in text
+        assert "identdesk_cases_created_total 1.0" in text
+        assert "identdesk_calls_active 0.0" in text
+    finally:
+        await phone.close()
