@@ -19,6 +19,7 @@ test: $(STAMP) $(SYS_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check identdesk signaling media agent_console tests
 	$(BIN)/ruff format --check identdesk signaling media agent_console tests
+	$(BIN)/mypy signaling agent_console media identdesk
 
 venv: $(STAMP)
 

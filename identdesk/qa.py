@@ -49,7 +49,10 @@ DEFAULT_SCRIPT = [
 
 def default_script(seconds: float) -> list[dict[str, Any]]:
     length = seconds if seconds > 0 else 10.0
-    return [{**step, "at": round(step["at"] * length, 2)} for step in DEFAULT_SCRIPT]
+    return [
+        {**step, "at": round(float(step["at"]) * length, 2)}  # type: ignore[arg-type]
+        for step in DEFAULT_SCRIPT
+    ]
 
 
 class QaError(Exception):

@@ -77,7 +77,9 @@ class Accounts:
                     created_at=db.utcnow_iso(self.clock()),
                 )
             )
-            agent_id = result.inserted_primary_key[0]
+            key = result.inserted_primary_key
+            assert key is not None
+            agent_id = int(key[0])
         logger.info("- agent %s added (role %s)", name, role)
         return Agent(agent_id, name, role), password
 

@@ -190,7 +190,10 @@ class CallHub:
                     case_id=case_id,
                     agent_id=agent_id,
                     agent=conn,
-                    gateway=MediaGateway(f"case {case_id}", recording_sink=writer),
+                    gateway=MediaGateway(
+                        f"case {case_id}",
+                        recording_sink=writer,  # type: ignore[arg-type]
+                    ),
                     recording_id=recording_id,
                     recording_writer=writer,
                     phone=phone,
