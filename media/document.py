@@ -241,7 +241,8 @@ def _score_quads(
     h, w = grad[0].shape
     nxt = np.roll(quads, -1, axis=1)
     side = np.linalg.norm(nxt - quads, axis=2)  # (Q, 4)
-    cross = np.cross(nxt - quads, np.roll(quads, -2, axis=1) - nxt)
+    e1, e2 = nxt - quads, np.roll(quads, -2, axis=1) - nxt
+    cross = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
     convex = np.all(cross > 0, axis=1) | np.all(cross < 0, axis=1)
     area = 0.5 * np.abs(
         np.sum(quads[:, :, 0] * nxt[:, :, 1] - nxt[:, :, 0] * quads[:, :, 1], axis=1)

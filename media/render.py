@@ -519,7 +519,7 @@ class SceneRenderer:
             )
             self.base[3] = rng.choice([-1, 1]) * out
         self.bg = _busy_background(width + 200, height + 200, rng)
-        self.ambient = rng.uniform(0.75, 1.05)
+        self.ambient = rng.uniform(0.7, 0.95)
         self.blur = rng.uniform(0.3, 1.3)
         self.noise = rng.uniform(1.5, 5.0)
         self.jpeg = int(rng.integers(55, 90))
@@ -555,7 +555,7 @@ class SceneRenderer:
             glare = _glare_point(pose, size)
             _hologram_layer(doc, img, pose, lit, t, glare)
             img = img.astype(np.float32)
-        gain = self.ambient * (1.35 if lit else 1.0)
+        gain = self.ambient * (1.2 if lit else 1.0)
         img *= gain
         if lit and self.attack != "screen":
             h, w = img.shape[:2]

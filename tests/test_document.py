@@ -1,0 +1,70 @@
+"""Document detection and rectification on rendered scenes."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from media import render
+from media.document import (
+    corner_error,
+    detect_document,
+    order_corners,
+    rectify,
+)
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.mark.parametrize("kind,seed", [("id1", 3), ("id1", 8), ("td3", 5)])
+def test_detect_document_rendered_scene_within_2pct(kind, seed):
+    doc = render.draw_document(kind, seed=seed)
+    frame, truth = render.SceneRenderer(doc, seed=seed).frame(0.4, False)
+    det = detect_document(frame)
+    assert det is not None
+    assert corner_error(det.corners, truth) < 0.02
+    assert det.kind == kind
+
+
+def test_detect_document_blank_frame_finds_nothing():
+    assert detect_document(np.full((360, 640, 3), 128, np.uint8)) is None
+
+
+def test_detect_document_bad_input_rejected():
+    with pytest.raises(ValueError, match="needs a BGR image"):
+        detect_document(np.zeros((10, 10), np.uint8))
+
+
+def test_rectify_id1_is_at_least_300dpi():
+    doc = render.draw_document("id1")
+    frame, truth = render.SceneRenderer(doc, seed=3).frame(0.0, False)
+    flat = rectify(frame, order_corners(truth), "id1")
+    assert flat.shape[:2] == (638, 1011)
+    # the MRZ band (dark text) lands at the bottom of the rectified image
+    gray = cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY)
+    assert gray[480:620].mean() < gray[100:200, 350:650].mean() + 20
+
+
+def test_order_corners_long_side_first():
+    pts = np.array([[10, 10], [10, 110], [170, 110], [170, 10]], np.float32)
+    out = order_corners(pts)
+    assert out[0].tolist() == [10, 10]
+    assert np.linalg.norm(out[1] - out[0]) == pytest.approx(160)
+
+
+def test_corner_error_ignores_start_corner():
+    truth = np.array([[0, 0], [300, 0], [300, 400], [0, 400]], np.float64)
+    assert corner_error(np.roll(truth, 2, axis=0), truth) == 0
+    assert corner_error(truth + [5, 0], truth) == pytest.approx(0.01)
+
+
+def test_detect_document_corpus_specimen_rendered():
+    path = CORPUS / "ausweiskopie" / "npa_2021.png"
+    if not path.exists():
+        pytest.skip(f"specimen corpus not present at {path}")
+    doc = render.document_from_image(cv2.imread(str(path)), "id1")
+    frame, truth = render.SceneRenderer(doc, seed=11).frame(0.2, False)
+    det = detect_document(frame)
+    assert det is not None
+    assert corner_error(det.corners, truth) < 0.02
