@@ -168,3 +168,38 @@ async def video_frames(page: Any, selector: str) -> int:
         "v => v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames"
         " : 0",
     )
+
+
+async def phone_in_queue(page: Any, server: Server, tan: str) -> None:
+    """Open the phone page, enter the TAN, pass the device check, join the queue."""
+    await page.goto(f"{server.base}/phone/")
+    await page.fill("#tan", tan)
+    await page.click("#tan-submit")
+    await page.wait_for_selector("#join:not([disabled])")
+    await page.click("#join")
+    await page.wait_for_selector("#step-wait", state="visible")
+
+
+async def call_running(browser: Any, server: Server) -> tuple[Any, Any]:
+    """A phone in a call with a logged-in agent whose console decodes its video."""
+    _, tan = await consented_tan(server)
+    phone = await phone_page(browser)
+    agent = await desk_page(browser)
+    agent.on("dialog", lambda dialog: dialog.accept())
+    await phone_in_queue(phone, server, tan)
+    await agent_login(agent, server)
+    await agent.click("#take-next")
+    await phone.wait_for_selector("#step-call", state="visible")
+    await wait_frames(agent, 10)
+    return phone, agent
+
+
+async def wait_frames(page: Any, more_than: int, timeout: float = 20_000) -> int:
+    """Wait until the console's video has decoded more than `more_than` frames."""
+    await page.wait_for_function(
+        "n => document.getElementById('video').getVideoPlaybackQuality()"
+        ".totalVideoFrames > n",
+        arg=more_than,
+        timeout=timeout,
+    )
+    return await video_frames(page, "#video")

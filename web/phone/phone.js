@@ -14,6 +14,7 @@ const state = {
 function show(step) {
   state.step = step;
   for (const id of STEPS) $(id).hidden = id !== step;
+  window.scrollTo(0, 0);
   document.body.classList.toggle("in-call", step === "step-call");
   const heading = $(step).querySelector("h1");
   if (heading) { heading.tabIndex = -1; heading.focus({preventScroll: true}); }
@@ -38,15 +39,6 @@ function localTime(iso) {
   if (!iso) return "";
   return new Date(iso).toLocaleString(I18N.lang === "de" ? "de-DE" : "en-GB",
     {timeZone: "Europe/Berlin", dateStyle: "short", timeStyle: "short"});
-}
-
-async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error("api"), {api: data.error || {code: "other"}});
-  return data;
 }
 
 function isDesktop() {
@@ -416,6 +408,7 @@ async function setTorch(on) {
 
 function showInstruction(msg) {
   state.instruction = msg;
+  $("torch-hint").hidden = true;
   const box = $("instruction");
   box.textContent = msg.key === "custom" ? msg.text : t(`instruction.${msg.key}`);
 }

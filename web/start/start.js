@@ -70,15 +70,6 @@ const t = I18N.t;
 const token = location.pathname.split("/").pop();
 let hoursText = "", untilIso = "";
 
-async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw Object.assign(new Error("api"), {api: data.error || {code: "other"}});
-  return data;
-}
-
 function errorText(error) {
   const key = `error.${error.code}`;
   return t(key) === key ? t("error.other", {message: error.message || error.code}) : t(key);
