@@ -27,7 +27,9 @@ async def qr_code(request: web.Request) -> web.Response:
     path = request.query.get("path", "/phone/")
     # only paths on this server: the endpoint must not make codes for any address
     if not path.startswith("/") or path.startswith("//") or len(path) > MAX_QR_PATH:
-        raise bad_request(f"path {path[:40]!r} must be a path on this server", "bad_path")
+        raise bad_request(
+            f"path {path[:40]!r} must be a path on this server", "bad_path"
+        )
     url = services(request).base_url(request) + path
     out = io.BytesIO()
     segno.make(url, error="m").save(

@@ -50,7 +50,9 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def write_y4m(path: Path, frames: int = 30, width: int = 640, height: int = 480) -> Path:
+def write_y4m(
+    path: Path, frames: int = 30, width: int = 640, height: int = 480
+) -> Path:
     """The card scene as an uncompressed Y4M clip that Chromium plays as its camera."""
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())

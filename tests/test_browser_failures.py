@@ -1,5 +1,7 @@
 """The failure paths a user meets, in real Chromium: each must say what to do."""
 
+# ruff: noqa: F811 (pytest fixtures are imported and then named as parameters)
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -78,7 +80,9 @@ async def test_browser_wrong_tan_is_refused(
     await page.click("[data-lang-switch]")
     assert await page.text_content("label[for=tan]") == "Transaction number"
     assert await page.get_attribute("html", "lang") == "en"
-    height = await page.eval_on_selector("#tan-submit", "b => b.getBoundingClientRect().height")
+    height = await page.eval_on_selector(
+        "#tan-submit", "b => b.getBoundingClientRect().height"
+    )
     assert height >= 48
     await page.fill("#tan", "ABCDE-FGHJK")
     await page.click("#tan-submit")

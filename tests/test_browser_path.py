@@ -1,14 +1,17 @@
 """The whole path in real Chromium: phone (mobile emulation) and agent console."""
 
+# ruff: noqa: F811 (pytest fixtures are imported and then named as parameters)
+
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import cv2
 import pytest
 
 from identdesk.clients import create_case
-from signaling.cases import REASON_CODES
+from signaling.cases import REASON_CODES, State
 from tests.browser_support import (  # noqa: F401 (fixtures)
     Shots,
     agent_login,
@@ -17,7 +20,7 @@ from tests.browser_support import (  # noqa: F401 (fixtures)
     desk_page,
     phone_page,
     shots,
-    video_frames,
+    wait_frames,
 )
 from tests.conftest import Server
 
@@ -28,8 +31,8 @@ async def _visible(page: Any, selector: str) -> None:
     await page.wait_for_selector(selector, state="visible")
 
 
-async def _phone_to_tan(page: Any, server: Server, shots: Shots) -> str:
-    """Activation link, consent, transaction number; returns the TAN shown."""
+async def _phone_to_tan(page: Any, server: Server, shots: Shots) -> tuple[str, str]:
+    """Activation link, consent, transaction number; returns case id and TAN shown."""
     case = await create_case(server.http, server.base, server.api_key)
     await page.goto(case["activation_url"])
     await _visible(page, "#step-consent")
@@ -47,7 +50,7 @@ async def _phone_to_tan(page: Any, server: Server, shots: Shots) -> str:
     await shots(page, "phone-tan-shown")
     mails = await server.mailbox.wait_for(2)
     assert tan in server.mailbox.body(len(mails) - 1)
-    return tan
+    return case["id"], tan
 
 
 async def _phone_join(page: Any, tan: str, shots: Shots) -> None:
@@ -79,29 +82,24 @@ async def test_browser_whole_path_approved(
     agent = await desk_page(chromium)
     agent.on("dialog", lambda dialog: dialog.accept())
 
-    tan = await _phone_to_tan(phone, server, shots)
+    case_id, tan = await _phone_to_tan(phone, server, shots)
     await phone.click("#phone-link")
     await _phone_join(phone, tan, shots)
 
     # the agent logs in and sees the waiting case with its waiting time
     await agent_login(agent, server)
     await agent.wait_for_selector("#queue-list tr")
-    assert re.fullmatch(r"\d+:\d\d", (await agent.text_content("#queue-list td:last-child")))
+    assert re.fullmatch(
+        r"\d+:\d\d", (await agent.text_content("#queue-list td:last-child"))
+    )
     await shots(agent, "agent-queue")
 
     # take next (N); the phone's video plays in the console, frames decoded
     await agent.keyboard.press("n")
     await _visible(agent, "#call-view")
     await _visible(phone, "#step-call")
-    await agent.wait_for_function(
-        "document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > 15",
-        timeout=20_000,
-    )
-    first = await video_frames(agent, "#video")
-    await agent.wait_for_function(
-        f"document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames"
-        f" > {first + 10}"
-    )
+    first = await wait_frames(agent, 15)
+    await wait_frames(agent, first + 10)
     assert await agent.eval_on_selector("#video", "v => v.videoWidth") == 640
     await agent.wait_for_function(
         "document.getElementById('stat-resolution').textContent === '640×480'"
@@ -118,7 +116,8 @@ async def test_browser_whole_path_approved(
         await agent.keyboard.press(key)
         await agent.wait_for_selector(f"#gallery button[data-kind={kind}] img")
     await agent.wait_for_function(
-        "[...document.querySelectorAll('#gallery img')].every(i => i.naturalWidth === 640)"
+        "[...document.querySelectorAll('#gallery img')]"
+        ".every(i => i.naturalWidth === 640)"
     )
     await agent.click("#gallery button[data-kind=front]")
     await _visible(agent, "#viewer")
@@ -148,7 +147,9 @@ async def test_browser_whole_path_approved(
 
     # digital zoom with the keyboard
     await agent.keyboard.press("+")
-    assert "scale(1.25)" in await agent.eval_on_selector("#video", "v => v.style.transform")
+    assert "scale(1.25)" in await agent.eval_on_selector(
+        "#video", "v => v.style.transform"
+    )
     await shots(agent, "agent-zoomed")
 
     # the decision dialog offers exactly the server's reason codes
@@ -156,7 +157,9 @@ async def test_browser_whole_path_approved(
     await _visible(agent, "#decision-dialog")
     for decision, codes in REASON_CODES.items():
         await agent.check(f"#decision-form input[value={decision}]")
-        options = await agent.eval_on_selector_all("#reason option", "os => os.map(o => o.value)")
+        options = await agent.eval_on_selector_all(
+            "#reason option", "os => os.map(o => o.value)"
+        )
         assert tuple(options) == codes
     await agent.check("#decision-form input[value=approve]")
     await agent.fill("#note", "specimen card, all checks fine")
@@ -169,9 +172,28 @@ async def test_browser_whole_path_approved(
     await _visible(agent, "#last-result")
     await shots(phone, "phone-done")
     await shots(agent, "agent-decided")
-    case_id = await agent.eval_on_selector("#last-result", "e => e.textContent")
-    assert "Freigeben" in case_id
-    cases = [c for c in await server.svc.store.list_cases() if c.decision] if hasattr(
-        server.svc.store, "list_cases"
-    ) else []
-    assert all(c.decision == "approve" for c in cases)
+    assert "Freigeben" in await agent.text_content("#last-result")
+    case = await server.svc.store.get(case_id)
+    assert (case.state, case.decision, case.reason_code) == (
+        State.DECIDED,
+        "approve",
+        "ok",
+    )
+
+
+async def test_browser_desktop_visitor_sees_qr_code(
+    chromium: Any, server: Server, shots: Shots
+) -> None:
+    page = await desk_page(chromium)
+    await page.goto(f"{server.base}/phone/")
+    await _visible(page, "#step-desktop")
+    await page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
+    path = await shots(page, "desktop-qr")
+
+    # the code on the screen opens the phone page of this server
+    image = cv2.imread(str(path))
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert text == f"{server.base}/phone/"
+
+    await page.click("#desktop-continue")
+    await _visible(page, "#step-tan")
