@@ -17,7 +17,7 @@ import numpy as np
 from media.document import Detection, detect_document, rectify
 
 # thresholds measured on rendered 720p scenes and the specimen corpus
-SHARP_MIN = 60.0  # variance of the Laplacian on the 256 px wide document
+SHARP_MIN = 150.0  # variance of the Laplacian on the 256 px wide document
 DARK_MAX = 70.0  # mean grey level of the document
 BRIGHT_MIN = 225.0
 GLARE_MAX = 0.015  # share of clipped, colourless document pixels
@@ -182,8 +182,11 @@ class FrameWindow:
         with self._lock:
             self._last = q.detection
             self._items.append((t, frame, q))
-            while self._items and self._items[0][0] < t - self.seconds:
+            newest = max(item[0] for item in self._items)
+            while self._items and self._items[0][0] < newest - self.seconds:
                 self._items.popleft()
+            # frames from several threads may arrive out of order
+            self._items = deque(i for i in self._items if i[0] >= newest - self.seconds)
         return q
 
     def best(self) -> tuple[float, np.ndarray, Quality] | None:

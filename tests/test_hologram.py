@@ -14,8 +14,16 @@ PATTERN = [(0.6, 1.3), (2.0, 2.6)]
 
 def _video(attack, seed=1, kind="id1"):
     doc = render.draw_document(kind, seed=seed)
-    return render.render_video(doc, seconds=3.0, fps=8, width=960, height=540,
-                               attack=attack, torch_on=PATTERN, seed=seed)
+    return render.render_video(
+        doc,
+        seconds=3.0,
+        fps=6,
+        width=640,
+        height=360,
+        attack=attack,
+        torch_on=PATTERN,
+        seed=seed,
+    )
 
 
 def test_check_hologram_genuine_passes():
@@ -46,8 +54,9 @@ def test_check_hologram_screen_replay_is_not_genuine():
 def test_check_hologram_too_few_lit_frames_inconclusive():
     v = _video("none")
     keep = [i for i, t in enumerate(v.times) if t < 0.8]
-    result = check_hologram([v.frames[i] for i in keep], [v.times[i] for i in keep],
-                            PATTERN)
+    result = check_hologram(
+        [v.frames[i] for i in keep], [v.times[i] for i in keep], PATTERN
+    )
     assert result.verdict == "inconclusive"
     assert result.reason.startswith("too few usable frames")
 
@@ -74,8 +83,18 @@ def test_hologram_check_command_prints_verdict(tmp_path, capsys):
     v = _video("none")
     path = tmp_path / "genuine.mp4"
     render.write_video(path, v.frames, v.fps)
-    code = main(["hologram", "check", str(path), "--window", "0-3",
-                 "--torch-on", "0.6-1.3,2-2.6", "--json"])
+    code = main(
+        [
+            "hologram",
+            "check",
+            str(path),
+            "--window",
+            "0-3",
+            "--torch-on",
+            "0.6-1.3,2-2.6",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["verdict"] == "genuine"
@@ -85,15 +104,25 @@ def test_hologram_check_command_prints_verdict(tmp_path, capsys):
 def test_hologram_check_command_unreadable_file_exits_2(tmp_path, capsys):
     path = tmp_path / "broken.mp4"
     path.write_bytes(b"not a video")
-    code = main(["hologram", "check", str(path), "--window", "0-3",
-                 "--torch-on", "1-2"])
+    code = main(
+        ["hologram", "check", str(path), "--window", "0-3", "--torch-on", "1-2"]
+    )
     assert code == 2
     assert f"cannot read '{path}': not a video" in capsys.readouterr().err
 
 
 def test_hologram_check_command_bad_window_exits_2(tmp_path, capsys):
-    code = main(["hologram", "check", str(tmp_path / "x.mp4"), "--window", "3-1",
-                 "--torch-on", "1-2"])
+    code = main(
+        [
+            "hologram",
+            "check",
+            str(tmp_path / "x.mp4"),
+            "--window",
+            "3-1",
+            "--torch-on",
+            "1-2",
+        ]
+    )
     assert code == 2
     assert "bad interval '3-1'" in capsys.readouterr().err
 
@@ -101,9 +130,20 @@ def test_hologram_check_command_bad_window_exits_2(tmp_path, capsys):
 @pytest.mark.parametrize("attack", ["flat", "screen"])
 def test_render_command_writes_attack_video(tmp_path, capsys, attack):
     out = tmp_path / f"{attack}.webm"
-    code = main(["doc", "render", str(out), "--attack", attack, "--seconds", "0.5",
-                 "--torch-on", "0.1-0.3"])
+    code = main(
+        [
+            "doc",
+            "render",
+            str(out),
+            "--attack",
+            attack,
+            "--seconds",
+            "0.3",
+            "--torch-on",
+            "0.1-0.3",
+        ]
+    )
     assert code == 0
     frames, _ = render.read_video(out)
-    assert len(frames) == 15
+    assert len(frames) == 9
     assert frames[0].shape == (720, 1280, 3)

@@ -39,8 +39,9 @@ def test_draw_document_unknown_kind_rejected():
 
 def test_render_video_reports_lit_frames_and_corners():
     doc = render.draw_document("id1")
-    video = render.render_video(doc, seconds=1.0, fps=6, width=640, height=360,
-                                torch_on=[(0.3, 0.7)])
+    video = render.render_video(
+        doc, seconds=1.0, fps=6, width=640, height=360, torch_on=[(0.3, 0.7)]
+    )
     assert len(video.frames) == 6
     assert video.lit == [False, False, True, True, True, False]
     assert video.frames[0].shape == (360, 640, 3)
