@@ -112,6 +112,7 @@ async def test_browser_agent_hangs_up_phone_waits_again(
 
     await agent.keyboard.press("h")  # the confirm dialog is accepted
     await phone.wait_for_selector("#step-wait", state="visible")
+    await phone.wait_for_selector("#wait-notice", state="visible")
     assert "wieder in der Warteschlange" in await phone.text_content("#wait-notice")
     await agent.wait_for_selector("#queue-view", state="visible")
     await agent.wait_for_selector("#queue-list tr")

@@ -170,6 +170,7 @@ function markTorch() {
 async function deviceCheck() {
   show("step-check");
   $("camera-denied").hidden = true;
+  $("preview").parentElement.hidden = false;
   $("join").disabled = true;
   for (const id of ["check-camera", "check-rear", "check-torch", "check-network"]) mark(id, "busy", t("check.busy"));
   const network = checkNetwork();
@@ -193,8 +194,10 @@ function cameraFailed(err) {
   for (const id of ["check-camera", "check-rear", "check-torch"]) mark(id, "bad", "");
   if (err.name === "NotAllowedError" || err.name === "SecurityError") {
     $("camera-denied").hidden = false;
+    $("preview").parentElement.hidden = true;
     mark("check-camera", "bad", t("denied.title"));
-    $("camera-retry").focus();
+    $("camera-retry").focus({preventScroll: true});
+    $("camera-denied").scrollIntoView({block: "start"});
   } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
     notice(t("camera.none"));
   } else if (err.name === "NotReadableError") {
@@ -253,9 +256,13 @@ function onSocketClosed(ws) {
 
 function showReconnecting(on) {
   $("reconnecting").hidden = !on;
-  if (state.step === "step-wait") {
-    $("wait-notice").hidden = !on;
-    if (on) $("wait-notice").textContent = t("call.reconnecting");
+  const box = $("wait-notice");
+  if (on && state.step === "step-wait") {
+    box.textContent = t("call.reconnecting");
+    box.dataset.kind = "reconnect";
+    box.hidden = false;
+  } else if (!on && box.dataset.kind === "reconnect") {
+    box.hidden = true;
   }
 }
 
@@ -316,10 +323,8 @@ function onError(error) {
 
 function onQueued(msg) {
   showReconnecting(false);
-  const first = state.step !== "step-wait";
+  if (state.step !== "step-wait") $("wait-notice").hidden = true;
   show("step-wait");
-  if (first && !$("wait-notice").dataset.keep) $("wait-notice").hidden = true;
-  delete $("wait-notice").dataset.keep;
   $("queue-position").textContent = String(msg.position);
   const minutes = Math.ceil(msg.estimated_wait_s / 60);
   $("queue-wait").textContent = minutes < 1 ? t("wait.now") : t("wait.minutes", {n: minutes});
@@ -329,10 +334,11 @@ function onAgentLeft() {
   closePeer();
   $("instruction").textContent = "";
   $("torch-hint").hidden = true;
-  $("wait-notice").textContent = t("wait.agent_left");
-  $("wait-notice").hidden = false;
-  $("wait-notice").dataset.keep = "1";
   show("step-wait");
+  const box = $("wait-notice");
+  box.textContent = t("wait.agent_left");
+  box.dataset.kind = "agent_left";
+  box.hidden = false;
 }
 
 // --- the call ------------------------------------------------------------------------
