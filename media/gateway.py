@@ -27,6 +27,7 @@ from media.frametap import FrameTap
 from media.passthrough import (
     EncodedHub,
     RelayTrack,
+    enlarge_receive_buffers,
     find_receiver,
     forward_keyframe_requests,
     hook_receiver,
@@ -115,6 +116,11 @@ class MediaGateway:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             self._on_track(pc, leg, track)
+
+        @pc.on("icegatheringstatechange")
+        def on_gathered() -> None:
+            if pc.iceGatheringState == "complete":
+                enlarge_receive_buffers(pc)
 
         return tracks
 

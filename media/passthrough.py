@@ -12,6 +12,7 @@ import asyncio
 import fractions
 import logging
 import queue
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 # waits for the next keyframe: a late picture is worse than a skipped one.
 MAX_VIDEO_BACKLOG = 15
 MAX_AUDIO_BACKLOG = 25
+# Socket receive buffer for media (bytes). A 720p keyframe is ~100 kB sent in one
+# burst; with several calls per process the kernel default (~200 kB) overflows
+# whenever the event loop is late, and aiortc's jitter buffer then stalls until
+# it overruns (~1.5 s of frozen video). Capped by net.core.rmem_max.
+SOCKET_RECEIVE_BUFFER = 4 << 20
 # a receiver asks for at most one keyframe per interval (RFC 4585 6.3.1 leaves the
 # rate to us; browsers use about 300 ms)
 KEYFRAME_REQUEST_INTERVAL = 0.3
@@ -171,6 +177,24 @@ def forward_keyframe_requests(sender: RTCRtpSender, hub: EncodedHub) -> None:
     # self._send_keyframe() on PLI and FIR, which only flags its own encoder; a
     # sender of pre-encoded packets has none, so we take the call over.
     sender._send_keyframe = hub.request_keyframe  # type: ignore[method-assign]
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection) -> int:
+    """Give the peer connection's UDP sockets SOCKET_RECEIVE_BUFFER; returns count."""
+    count = 0
+    for transceiver in pc.getTransceivers():
+        # TODO(aiortc/aioice socket options): reaches the sockets through
+        # RTCIceGatherer._connection (aioice.Connection) and its _protocols.
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        for protocol in getattr(gatherer._connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport else None
+            if sock is not None:
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_RECEIVE_BUFFER
+                )
+                count += 1
+    return count
 
 
 def find_receiver(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver:
