@@ -394,6 +394,11 @@ def parse_mrz(
     )
 
 
+def field_spans(fmt: str) -> dict[str, tuple[int, int, int]]:
+    """Every field of the format: name -> (line, start, end)."""
+    return {n: (s.line, s.start, s.end) for n, s in _layout(fmt).items()}
+
+
 def alnum_positions(fmt: str) -> list[tuple[int, int]]:
     """(line, column) of every character in a field that mixes letters and digits."""
     return [

@@ -32,6 +32,7 @@ from media.mrz_reader import (
 logger = logging.getLogger(__name__)
 
 FONT = "/usr/share/fonts/opentype/ocr-b/OCRB.otf"
+FONT_SHARP = "/usr/share/fonts/opentype/ocr-b/OCRBS.otf"
 MODEL_FILE = Path(__file__).with_name("mrz_model.py")
 TEMPLATE_CAP = 40  # cap height of the glyph templates shipped for tests
 
@@ -69,7 +70,7 @@ def render_block(
     from PIL import Image, ImageDraw, ImageFont
 
     size = int(rng.integers(34, 56))
-    font = ImageFont.truetype(FONT, size)
+    font = ImageFont.truetype(FONT if rng.random() < 0.7 else FONT_SHARP, size)
     left, top, right, bottom = font.getbbox("A")
     cap = bottom - top
     spacing = cap * rng.uniform(1.5, 2.1)
@@ -86,12 +87,7 @@ def render_block(
         lines.append(Line((float(bx0), mid), (float(bx1), mid), float(cap)))
     text_mask = 255 - np.asarray(img)
 
-    # stroke weight as printers and scanners vary it
-    k = int(rng.integers(-2, 3))
-    if k > 0:
-        text_mask = cv2.dilate(text_mask, np.ones((k + 1, k + 1), np.uint8))
-    elif k < 0:
-        text_mask = cv2.erode(text_mask, np.ones((-k + 1, -k + 1), np.uint8))
+    text_mask = _stroke_weight(rng, text_mask, cap)
 
     bg = _background(rng, height, width)
     ink = rng.uniform(0, 90, 3)
@@ -101,10 +97,42 @@ def render_block(
     return gray, lines
 
 
+def _stroke_weight(rng: np.random.Generator, mask: np.ndarray, cap: int) -> np.ndarray:
+    """Thinner or bolder strokes, and ink spread that rounds the corners.
+
+    Passport printers lay the MRZ down bolder than the font (up to about twice
+    the stroke width); laser-engraved cards print it thinner.
+    """
+    k = int(rng.choice([-2, -1, 0, 0, 1, 1, 2, 3, 4]))
+    k = int(round(k * cap / 30))
+    if k > 0:
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k + 1, k + 1))
+        mask = cv2.dilate(mask, disk)
+    elif k < 0:
+        mask = cv2.erode(mask, np.ones((-k + 1, -k + 1), np.uint8))
+    if rng.random() < 0.4:
+        # ink spread: blur and re-threshold, which rounds corners and closes gaps
+        soft = cv2.GaussianBlur(mask, (0, 0), cap * rng.uniform(0.03, 0.08))
+        level = rng.uniform(70, 150)
+        mask = np.where(soft > level, 255, 0).astype(np.uint8)
+    return mask
+
+
+def _homography(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A small rotation plus perspective, as a rest after rectification."""
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    tilt = rng.uniform(-0.04, 0.04) * h  # one end taller than the other
+    dst = src.copy()
+    dst[1, 1] -= tilt
+    dst[2, 1] += tilt
+    dst += rng.uniform(-0.01, 0.01, (4, 2)).astype(np.float32) * [w, h]
+    return cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+
+
 def degrade(
     rng: np.random.Generator, gray: np.ndarray, lines: list[Line]
 ) -> tuple[np.ndarray, list[Line]]:
-    """Rotate, shrink, blur, add noise and JPEG; the lines follow."""
+    """Rotate, tilt, shrink, blur, add noise and JPEG; the lines follow."""
     h, w = gray.shape
     angle = rng.uniform(-4, 4)
     target_cap = rng.uniform(7, 30)
@@ -112,22 +140,33 @@ def degrade(
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
     m[:, 2] += (np.array([w, h]) * scale - np.array([w, h])) / 2
     out_size = (int(w * scale) + 2, int(h * scale) + 2)
-    img = cv2.warpAffine(
-        gray, m, out_size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
+    hom = np.vstack([m, [0, 0, 1]])
+    if rng.random() < 0.5:
+        hom = _homography(rng, *out_size) @ hom
+    img = cv2.warpPerspective(
+        gray, hom, out_size, flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE
     )
 
     def move(p: tuple[float, float]) -> tuple[float, float]:
-        q = m @ np.array([p[0], p[1], 1.0])
-        return float(q[0]), float(q[1])
+        q = hom @ np.array([p[0], p[1], 1.0])
+        return float(q[0] / q[2]), float(q[1] / q[2])
 
     moved = [Line(move(ln.p0), move(ln.p1), ln.height * scale) for ln in lines]
-    sigma = rng.uniform(0, 1.3)
+    sigma = rng.uniform(0, 1.3) if rng.random() < 0.8 else rng.uniform(1.3, 2.0)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
+    if rng.random() < 0.15:
+        # motion blur along the line, a hand moving while the shutter is open
+        n = int(rng.integers(2, 5))
+        img = cv2.filter2D(img, -1, np.full((1, n), 1.0 / n, np.float32))
+    if rng.random() < 0.3:
+        # uneven light: a linear gradient across the block
+        ramp = np.linspace(rng.uniform(0.6, 1.0), 1.0, img.shape[1], dtype=np.float32)
+        img = img.astype(np.float32) * (ramp if rng.random() < 0.5 else ramp[::-1])
     noise = rng.normal(0, rng.uniform(0, 12), img.shape)
     img = np.clip(img + noise, 0, 255).astype(np.uint8)
-    if rng.random() < 0.6:
-        quality = int(rng.integers(30, 95))
+    if rng.random() < 0.7:
+        quality = int(rng.integers(25, 95))
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return img, moved
@@ -170,7 +209,7 @@ def make_samples(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.asarray(ys)
 
 
-def train(x: np.ndarray, y: np.ndarray, hidden: int = 192, epochs: int = 24) -> dict:
+def train(x: np.ndarray, y: np.ndarray, hidden: int = 256, epochs: int = 30) -> dict:
     """A one-hidden-layer network, trained with Adam on softmax cross-entropy."""
     rng = np.random.default_rng(0)
     x = x.reshape(len(x), -1).astype(np.float32)
@@ -267,8 +306,9 @@ def write_model(text: str, path: Path = MODEL_FILE) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=1500)
+    parser.add_argument("--blocks", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=MODEL_FILE)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
@@ -281,8 +321,8 @@ def main() -> None:
     model = {k: v.astype(np.float32) for k, v in params.items()}
     acc = (classify(xv, model).argmax(axis=1) == yv).mean()
     logger.info("held-out glyph accuracy %.4f", acc)
-    write_model(encode(params))
-    logger.info("wrote %s", MODEL_FILE)
+    write_model(encode(params), args.out)
+    logger.info("wrote %s", args.out)
 
 
 if __name__ == "__main__":

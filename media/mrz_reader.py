@@ -17,13 +17,14 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from media.mrz import ALPHABET, MrzResult, alnum_positions, detect_format, parse_mrz
+from media.mrz_codes import choose_codes, uncertain_fields
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class MrzReading:
     raw_lines: list[str] = field(default_factory=list)
     result: MrzResult | None = None
     confidence: float = 0.0
+    uncertain_fields: list[str] = field(default_factory=list)
     ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +83,7 @@ class MrzReading:
         out["accepted"] = bool(out["accepted"])
         out["reason"] = parsed.get("reason", "no MRZ found" if not self.found else "")
         out["confidence"] = round(self.confidence, 3)
+        out["uncertain_fields"] = list(self.uncertain_fields)
         out["ms"] = round(self.ms, 1)
         return out
 
@@ -291,8 +294,8 @@ def cut_line(
 
 def read_lines(
     gray: np.ndarray, lines: list[Line], model: dict[str, np.ndarray]
-) -> tuple[list[str], float] | None:
-    """Read a group of MRZ lines (in reading order); text and mean confidence."""
+) -> tuple[list[str], np.ndarray] | None:
+    """Read a group of MRZ lines (in reading order); text and glyph probabilities."""
     counts = LINE_LENGTHS.get(len(lines))
     if counts is None:
         return None
@@ -317,7 +320,7 @@ def read_lines(
     best = probs.argmax(axis=1)
     text = "".join(ALPHABET[i] for i in best)
     out = _repair([text[i * count : (i + 1) * count] for i in range(len(lines))], probs)
-    return out, float(probs.max(axis=1).mean())
+    return out, probs
 
 
 def _digit_context(lines: list[str]) -> list[str]:
@@ -522,35 +525,73 @@ def _score(result: MrzResult, confidence: float) -> float:
     return (100.0 if result.valid else 0.0) + 5.0 * passed + 10.0 * confidence
 
 
+@dataclass
+class _Candidate:
+    score: float
+    raw: list[str]
+    result: MrzResult
+    confidence: float
+    probs: np.ndarray
+    code_doubts: list[str]
+
+
+def _candidate(text: list[str], probs: np.ndarray) -> _Candidate:
+    """Parse one reading, with unknown country codes replaced where the print allows."""
+    fmt = detect_format(text)
+    code_doubts: list[str] = []
+    if fmt:
+        text, code_doubts = choose_codes(fmt, text, probs)
+    result = parse_mrz(text)
+    conf = float(probs.max(axis=1).mean())
+    return _Candidate(_score(result, conf), text, result, conf, probs, code_doubts)
+
+
+def _gate(cand: _Candidate) -> tuple[MrzResult, list[str], float]:
+    """The result, made invalid when an uncovered field was read with doubt."""
+    result = cand.result
+    if not result.format or len(result.lines) != len(cand.raw):
+        return result, [], cand.confidence
+    doubtful, lowest = uncertain_fields(
+        result.format, result.lines, cand.probs, cand.code_doubts
+    )
+    if doubtful and result.valid:
+        result = replace(
+            result,
+            valid=False,
+            accepted=False,
+            reason="uncertain characters in names/codes: " + ", ".join(doubtful),
+        )
+    return result, doubtful, cand.confidence
+
+
 def read_mrz(image: np.ndarray, *, max_groups: int = 6) -> MrzReading:
     """Find and read the MRZ of a document in a BGR (or gray) image."""
     start = time.perf_counter()
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     model = load_model()
-    best: tuple[float, list[str], MrzResult, float] | None = None
+    best: _Candidate | None = None
     for group in group_lines(find_lines(gray))[:max_groups]:
         for lines in (group, [ln.flipped() for ln in reversed(group)]):
             got = read_lines(gray, lines, model)
             if got is None:
                 continue
-            text, conf = got
-            result = parse_mrz(text)
-            score = _score(result, conf)
-            if best is None or score > best[0]:
-                best = (score, text, result, conf)
-            if result.valid:
+            cand = _candidate(*got)
+            if best is None or cand.score > best.score:
+                best = cand
+            if cand.result.valid:
                 break
-        if best is not None and best[2].valid:
+        if best is not None and best.result.valid:
             break
     ms = (time.perf_counter() - start) * 1000
-    if best is None or (not best[2].valid and best[3] < 0.6):
+    if best is None or (not best.result.valid and best.confidence < 0.6):
         return MrzReading(found=False, ms=ms)
-    _, raw, result, conf = best
+    result, doubtful, confidence = _gate(best)
     return MrzReading(
         found=True,
-        lines=list(result.lines) if result.format else raw,
-        raw_lines=raw,
+        lines=list(result.lines) if result.format else best.raw,
+        raw_lines=best.raw,
         result=result,
-        confidence=conf,
+        confidence=confidence,
+        uncertain_fields=doubtful,
         ms=ms,
     )
