@@ -197,3 +197,32 @@ async def test_browser_desktop_visitor_sees_qr_code(
 
     await page.click("#desktop-continue")
     await _visible(page, "#step-tan")
+
+
+async def test_browser_agent_login_english_logout(
+    chromium: Any, server: Server, shots: Shots
+) -> None:
+    page = await desk_page(chromium)
+    await page.goto(f"{server.base}/agent/")
+    await page.fill("#login-name", server.agent_name)
+    await page.fill("#login-password", "not the password")
+    await page.click("#login-submit")
+    await _visible(page, "#login-error")
+    assert await page.text_content("#login-error") == "Name oder Passwort falsch."
+    await shots(page, "agent-login-failed")
+
+    await agent_login(page, server)
+    await page.click("[data-lang-switch]")
+    assert "Take next case" in await page.text_content("#take-next")
+    assert await page.text_content("#queue-empty") == "Nobody is waiting."
+    await page.keyboard.press("?")
+    await _visible(page, "#help")
+    assert "Toggle torch" in await page.text_content("#help-keys")
+    await shots(page, "agent-english-help")
+    await page.keyboard.press("Escape")
+
+    # logout ends the session: the API refuses the old cookie
+    await page.click("#logout")
+    await _visible(page, "#login-view")
+    status = await page.evaluate("fetch('/agent/api/me').then(r => r.status)")
+    assert status == 401
