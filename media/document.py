@@ -234,6 +234,19 @@ def _areas(quads: np.ndarray) -> np.ndarray:
     return np.abs(_signed_areas(quads))
 
 
+def _plausible(quads: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Cheap shape filter before the costly edge sampling: convex, document-like
+    proportions, a sensible size."""
+    nxt = np.roll(quads, -1, axis=1)
+    side = np.linalg.norm(nxt - quads, axis=2)
+    ratio = np.maximum(side[:, 0] + side[:, 2], side[:, 1] + side[:, 3]) / (
+        np.minimum(side[:, 0] + side[:, 2], side[:, 1] + side[:, 3]) + 1e-9
+    )
+    frac = _areas(quads) / (w * h)
+    keep = (ratio > 1.15) & (ratio < 2.1) & (frac > 0.04) & (frac < 1.2)
+    return quads[keep]
+
+
 def _score_quads(
     quads: np.ndarray, grad: tuple[np.ndarray, np.ndarray], kind: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -350,16 +363,20 @@ def _shape_score(quad: np.ndarray, kind: str | None) -> tuple[float, str]:
 
 
 def _refine(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """Move each side onto the strongest gradient nearby, at full resolution."""
+    """Move each side onto the outermost strong edge nearby, at full resolution
+    (inner edges such as a header band can be stronger than the card's own)."""
     h, w = gray.shape
+    centre = quad.mean(0)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    reach = max(4.0, 0.012 * max(h, w))
+    reach = max(5.0, 0.02 * max(h, w))
     lines = []
     for i in range(4):
         p, q = quad[i], quad[(i + 1) % 4]
         d = (q - p) / (np.linalg.norm(q - p) + 1e-9)
         n = np.array([-d[1], d[0]])
+        if n @ ((p + q) / 2 - centre) < 0:
+            n = -n  # outward
         offs = np.arange(-reach, reach + 1, 1.0)
         pts = []
         for t in np.linspace(0.04, 0.96, 40):
@@ -371,9 +388,11 @@ def _refine(gray: np.ndarray, quad: np.ndarray) -> np.ndarray:
                 continue
             xi, yi = xs.astype(np.int32), ys.astype(np.int32)
             g = np.abs(gx[yi, xi] * n[0] + gy[yi, xi] * n[1])
-            k = int(np.argmax(g))
-            if g[k] < 20:
+            peak = float(g.max())
+            if peak < 20:
                 continue
+            local = (g[1:-1] >= g[:-2]) & (g[1:-1] >= g[2:]) & (g[1:-1] > 0.4 * peak)
+            k = int(np.flatnonzero(local)[-1]) + 1 if local.any() else int(g.argmax())
             # sub-pixel peak by a parabola through the neighbours
             off = offs[k]
             if 0 < k < len(g) - 1:
@@ -425,6 +444,9 @@ def detect_document(frame: np.ndarray, kind: str | None = None) -> Detection | N
     if contour_quads:
         quads.append(np.array(contour_quads, np.float64))
     allq = np.concatenate(quads)
+    if not len(allq):
+        return None
+    allq = _plausible(allq, sw, sh)
     if not len(allq):
         return None
     scores, td3 = _score_quads(allq, grad, kind)

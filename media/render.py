@@ -526,6 +526,28 @@ class SceneRenderer:
         self.flat_copy = self._flat_copy() if attack == "flat" else None
         # a screen replays a recording with its own, different torch pattern
         self.replay_shift = rng.uniform(0.3, 1.7)
+        if not partial:
+            self._keep_in_frame()
+
+    def _keep_in_frame(self, margin: float = 0.02) -> None:
+        """Move the camera back until the whole document stays in view over the
+        first ten seconds of motion (a user who follows the guidance)."""
+        wmm, hmm = self.doc.size_mm
+        pts = np.array([[0, 0, 0], [wmm, 0, 0], [wmm, hmm, 0], [0, hmm, 0]])
+        lo = np.array([margin * self.w, margin * self.h])
+        hi = np.array([(1 - margin) * self.w, (1 - margin) * self.h])
+        for _ in range(30):
+            quads = [
+                _project(
+                    self.pose(t), self.doc.size_mm, self.f, self.w / 2, self.h / 2, pts
+                )
+                for t in np.linspace(0, 10, 41)
+            ]
+            q = np.concatenate(quads)
+            if (q >= lo).all() and (q <= hi).all():
+                return
+            self.z *= 1.06
+            self.base[3:5] *= 0.9
 
     def _flat_copy(self) -> np.ndarray:
         """A colour print of the document photographed under the torch once: the
