@@ -14,13 +14,13 @@ tap decodes, and only while frames are wanted (`FrameTap`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import BinaryIO
 
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from media.admission import Admission, GatewayFullError, admission
 from media.frametap import FrameTap
@@ -104,12 +104,12 @@ class MediaGateway:
         leg.pc = pc
         tracks = {}
         for kind in KINDS:
-            track = RelayTrack(other.hubs[kind])
+            track = RelayTrack(other.hubs[kind], lambda k=kind: _sending_codec(pc, k))
             sender = pc.addTrack(track)
             forward_keyframe_requests(sender, other.hubs[kind])
             tracks[kind] = track
             # both legs must carry the same codec: follow the other leg's
-            codec = other.hubs[kind].codec or leg.hubs[kind].codec
+            codec = _sending_codec(other.pc, kind) or other.hubs[kind].codec
             if codec is not None:
                 prefer_codec(pc, kind, codec)
 
@@ -139,25 +139,6 @@ class MediaGateway:
 
         hook_receiver(receiver, hub, ended)
         hub.set_receiver(receiver)
-        other_pc = (self._agent if leg is self._phone else self._phone).pc
-        asyncio.ensure_future(self._check_codec(pc, other_pc, track.kind))
-
-    async def _check_codec(
-        self, pc: RTCPeerConnection, other: RTCPeerConnection | None, kind: str
-    ) -> None:
-        # codecs are settled once the answer is applied; warn when the legs differ
-        if other is None:
-            return
-        mine = _sending_codec(pc, kind)
-        theirs = _sending_codec(other, kind)
-        if mine and theirs and mine.lower() != theirs.lower():
-            logger.warning(
-                "%s x %s codecs differ between legs (%s, %s): not relayed",
-                self.label,
-                kind,
-                mine,
-                theirs,
-            )
 
     async def stop(self) -> None:
         if self._stopped:
@@ -171,8 +152,15 @@ class MediaGateway:
             await self._recorder.stop()
 
 
-def _sending_codec(pc: RTCPeerConnection, kind: str) -> str | None:
+def _sending_codec(
+    pc: RTCPeerConnection | None, kind: str
+) -> RTCRtpCodecParameters | None:
+    """The codec negotiated for `kind` on `pc` (the first of the answer), if any."""
+    if pc is None:
+        return None
     for transceiver in pc.getTransceivers():
+        # TODO(aiortc 1.16 internals): RTCRtpTransceiver._codecs holds the
+        # negotiated codecs; aiortc has no getParameters() yet.
         if transceiver.kind == kind and transceiver._codecs:
-            return transceiver._codecs[0].mimeType
+            return transceiver._codecs[0]
     return None

@@ -238,24 +238,42 @@ class RelayTrack(MediaStreamTrack):
     the hub's source changes.
     """
 
-    def __init__(self, hub: EncodedHub) -> None:
+    def __init__(
+        self,
+        hub: EncodedHub,
+        sending_codec: Callable[[], RTCRtpCodecParameters | None] = lambda: None,
+    ) -> None:
         super().__init__()
         self.kind = hub.kind
         self.hub = hub
         self.sent = 0
         self.dropped = 0
+        self.mismatched = 0
+        self._sending_codec = sending_codec
         self._queue: deque[EncodedFrame] = deque()
         self._wakeup = asyncio.Event()
         self._need_keyframe = hub.kind == "video"
-        self._codec_name: str | None = None
         self._offset = 0
         self._last_in: EncodedFrame | None = None
         self._last_out = -1
         hub.subscribe(self._on_frame)
 
     def _on_frame(self, frame: EncodedFrame) -> None:
+        codec = self._sending_codec()
+        if codec is not None and codec.mimeType.lower() != frame.codec.mimeType.lower():
+            # the legs negotiated different codecs: these bytes cannot be sent
+            if not self.mismatched:
+                logger.warning(
+                    "%s x %s not relayed: the other leg negotiated %s",
+                    self.hub.label,
+                    frame.codec.mimeType,
+                    codec.mimeType,
+                )
+            self.mismatched += 1
+            return
         if self._need_keyframe:
             if not frame.keyframe:
+                self.dropped += 1
                 self.hub.request_keyframe()
                 return
             self._need_keyframe = False
