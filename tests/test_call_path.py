@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
@@ -19,6 +20,7 @@ from identdesk.clients import (
     create_case,
 )
 from identdesk.qa import CallbackSink
+from media.remux import remux
 from signaling.results import verify_detached
 from tests.conftest import Server, psnr
 from tests.media_fixtures import SceneTrack
@@ -128,6 +130,16 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
         frames = sum(1 for _ in container.decode(video=0))
     assert {"video", "audio"} <= kinds
     assert frames >= 10
+
+    # exported, it is a standard file with a duration and the same frames
+    exported = tmp_path / "export.mkv"
+    figures = remux(io.BytesIO(plain.read_bytes()), exported)
+    with av.open(str(exported)) as container:
+        assert container.duration is not None
+        seconds = container.duration / 1_000_000
+    assert figures["video"] == frames
+    assert 0.3 < seconds < 60
+    assert abs(seconds - figures["seconds"]) < 0.5
 
     # nothing personal is on disk in plaintext
     for path in (server.svc.settings.data_dir).rglob("*"):
