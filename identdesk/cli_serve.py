@@ -8,8 +8,8 @@ import io
 import logging
 import ssl
 import sys
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
