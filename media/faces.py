@@ -94,7 +94,7 @@ class LbpCascade:
         # neighbours clockwise from top-left, most significant bit first
         order = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0))
         code = np.zeros(len(px), np.int64)
-        for bit, (r, k) in zip((128, 64, 32, 16, 8, 4, 2, 1), order):
+        for bit, (r, k) in zip((128, 64, 32, 16, 8, 4, 2, 1), order, strict=False):
             code |= np.where(blocks[:, r, k] >= c, bit, 0)
         return code
 
@@ -103,7 +103,9 @@ class LbpCascade:
         alive = np.arange(len(px))
         for st in self.stages:
             total = np.zeros(len(alive))
-            for f, subset, leaf in zip(st.features, st.subsets, st.leaves):
+            for f, subset, leaf in zip(
+                st.features, st.subsets, st.leaves, strict=False
+            ):
                 code = self._lbp(ii, px[alive], py[alive], int(f))
                 inset = (subset[code >> 5] >> (code & 31).astype(np.uint32)) & 1
                 total += np.where(inset == 1, leaf[0], leaf[1])

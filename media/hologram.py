@@ -154,7 +154,7 @@ def align(
     )
     out: list[np.ndarray | None] = []
     last = None
-    for frame, det in zip(frames, dets):
+    for frame, det in zip(frames, dets, strict=False):
         if det is not None:
             last = det
         use = det or last
@@ -173,7 +173,7 @@ def check_hologram(
     *,
     kind: str | None = None,
 ) -> HologramResult:
-    """Judge the optically variable features from frames filmed under a torch pattern."""
+    """Judge optically variable features from frames filmed under a torch pattern."""
     times = np.asarray(times, np.float64)
     lit = np.array([any(a <= t < b for a, b in torch_on) for t in times])
     edges = [e for iv in torch_on for e in iv]
@@ -198,7 +198,7 @@ def check_hologram(
 
     # per-frame, per-cell measures
     idx = np.flatnonzero(usable)
-    chroma, bright, high = zip(*(_chromaticity(rect[i]) for i in idx))
+    chroma, bright, high = zip(*(_chromaticity(rect[i]) for i in idx), strict=False)
     chroma, bright, high = np.array(chroma), np.array(bright), np.array(high)
     lit_u = lit[idx].astype(np.float64)
     ref = np.median(chroma[lit_u == 0], axis=0)
@@ -243,8 +243,8 @@ def check_hologram(
         verdict, reason = (
             "suspect",
             (
-                "the document does not light up with the torch: a screen replay, or the "
-                "torch did not follow the pattern"
+                "the document does not light up with the torch: a screen replay, or the"
+                " torch did not follow the pattern"
             ),
         )
     elif bright_corr < BRIGHTNESS_CORR:
@@ -319,7 +319,7 @@ def _interval_figures(
     )
     area = responding if responding.any() else np.ones_like(responding)
     out = []
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in zip(cuts[:-1], cuts[1:], strict=False):
         sel = (t >= a) & (t < b)
         on = any(x <= (a + b) / 2 < y for x, y in torch_on)
         if not sel.any():
@@ -350,7 +350,7 @@ def _overlay(doc: np.ndarray, gain: np.ndarray, responding: np.ndarray) -> np.nd
     color = cv2.applyColorMap(heat, cv2.COLORMAP_JET)
     out = cv2.addWeighted(doc, 0.6, color, 0.4, 0)
     gy, gx = responding.shape
-    for y, x in zip(*np.nonzero(responding)):
+    for y, x in zip(*np.nonzero(responding), strict=False):
         p0 = (int(x * w / gx), int(y * h / gy))
         p1 = (int((x + 1) * w / gx) - 1, int((y + 1) * h / gy) - 1)
         cv2.rectangle(out, p0, p1, (255, 255, 255), 2)

@@ -360,7 +360,7 @@ def document_from_image(image: np.ndarray, kind: str | None = None) -> SpecimenD
 
 @dataclass
 class RenderedVideo:
-    """Frames (BGR uint8), their times, which frames were lit, true corners per frame."""
+    """Frames (BGR uint8), their times, which were lit, true corners per frame."""
 
     frames: list[np.ndarray]
     times: list[float]
