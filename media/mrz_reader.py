@@ -161,7 +161,15 @@ def ink_map(strip: np.ndarray) -> np.ndarray:
     if hi - lo < 12:
         return np.zeros(strip.shape, np.float32)
     f = strip.astype(np.float32)
-    return np.clip((hi - f) * (1.0 / (hi - lo)), 0, 1)
+    ink = np.clip((hi - f) * (1.0 / (hi - lo)), 0, 1)
+
+    # a ruling line or a card edge along the line: no MRZ glyph has a
+    # horizontal stroke two cap heights long
+    rule = cv2.morphologyEx(ink, cv2.MORPH_OPEN, _RULE_KERNEL)
+    return ink - rule
+
+
+_RULE_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * CAP, 1))
 
 
 def _straighten(gray: np.ndarray, line: Line) -> tuple[Line, float] | None:
@@ -228,16 +236,31 @@ def _extent(on: np.ndarray) -> tuple[float, float] | None:
     """First and last column of the longest run of print without a wide gap.
 
     MRZ glyphs are never more than about half a pitch apart, so anything a cap
-    height away from the line is not part of it (a card edge, a pattern).
+    height away from the line is not part of it (a card edge, a pattern),
+    unless it is a long piece of print beyond a space of about one glyph (some
+    issuers print a space in a name).
     """
     idx = np.flatnonzero(on)
     if len(idx) < 10:
         return None
     breaks = np.flatnonzero(np.diff(idx) > 0.9 * CAP)
-    starts = np.concatenate([[0], breaks + 1])
-    ends = np.concatenate([breaks, [len(idx) - 1]])
-    k = int(np.argmax(idx[ends] - idx[starts]))
-    return float(idx[starts[k]]), float(idx[ends[k]] + 1)
+    runs = list(
+        zip(
+            idx[np.concatenate([[0], breaks + 1])].tolist(),
+            (idx[np.concatenate([breaks, [len(idx) - 1]])] + 1).tolist(),
+            strict=True,
+        )
+    )
+    merged = [runs[0]]
+    for a, b in runs[1:]:
+        pa, pb = merged[-1]
+        long_pieces = min(pb - pa, b - a) > 2.5 * CAP
+        if a - pb < 1.6 * CAP and long_pieces:
+            merged[-1] = (pa, b)
+        else:
+            merged.append((a, b))
+    first, last = max(merged, key=lambda r: r[1] - r[0])
+    return float(first), float(last)
 
 
 def cut_line(
@@ -520,6 +543,43 @@ def _dedupe(groups: list[list[Line]]) -> list[list[Line]]:
     return out
 
 
+def periodicity(gray: np.ndarray, line: Line) -> float:
+    """How strongly the line's print repeats at one pitch (0 to 1).
+
+    OCR-B in an MRZ has a fixed pitch; proportional print (a page of text
+    in another orientation, a justified paragraph) repeats far less.
+    """
+    band = ink_map(warp_strip(gray, line, line.height))[MARGIN - 2 : MARGIN + CAP + 2]
+    p = band.sum(axis=0)
+    p = p - p.mean()
+    f = np.fft.rfft(p, 2 * len(p))
+    ac = np.fft.irfft(f * np.conj(f))[: len(p)]
+    if len(ac) < 2 * CAP or ac[0] <= 0:
+        return 0.0
+    return float(ac[int(0.6 * CAP) : int(1.6 * CAP)].max() / ac[0])
+
+
+def rank_groups(gray: np.ndarray, groups: list[list[Line]]) -> list[list[Line]]:
+    """Candidate groups, the most MRZ-like print first.
+
+    A three-line group gets a head start: a TD1 also yields two-line groups.
+    """
+    cache: dict[tuple[int, ...], float] = {}
+
+    def score(line: Line) -> float:
+        key = tuple(int(v) for v in (*line.p0, *line.p1))
+        if key not in cache:
+            cache[key] = periodicity(gray, line)
+        return cache[key]
+
+    scored = [
+        (float(np.mean([score(ln) for ln in g])) + (0.15 if len(g) == 3 else 0), i)
+        for i, g in enumerate(groups)
+    ]
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return [groups[i] for _, i in scored]
+
+
 def _score(result: MrzResult, confidence: float) -> float:
     passed = sum(result.checks.values())
     return (100.0 if result.valid else 0.0) + 5.0 * passed + 10.0 * confidence
@@ -570,7 +630,7 @@ def read_mrz(image: np.ndarray, *, max_groups: int = 6) -> MrzReading:
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     model = load_model()
     best: _Candidate | None = None
-    for group in group_lines(find_lines(gray))[:max_groups]:
+    for group in rank_groups(gray, group_lines(find_lines(gray)))[:max_groups]:
         for lines in (group, [ln.flipped() for ln in reversed(group)]):
             got = read_lines(gray, lines, model)
             if got is None:
