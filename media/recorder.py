@@ -73,7 +73,7 @@ class _Clock:
             self._codec = frame.codec
             self._origin_ts = frame.timestamp
             self._origin_ms = max((frame.arrival - self._started_at) * 1000, 0.0)
-        ms = int(self._origin_ms + (frame.timestamp - self._origin_ts) * 1000 / rate)
+        ms = round(self._origin_ms + (frame.timestamp - self._origin_ts) * 1000 / rate)
         if ms <= self.last_ms:
             ms = self.last_ms + 1
         self.last_ms = ms
@@ -120,6 +120,7 @@ class Recorder:
             return
         if self._need_keyframe:
             if not frame.keyframe:
+                self.dropped += self._started_at is not None
                 return
             self._need_keyframe = False
         if self._started_at is None:
@@ -133,9 +134,10 @@ class Recorder:
             return
         if self._queue.qsize() >= MAX_PENDING:
             # the sink is slow: skip video up to the next keyframe
+            if not self._need_keyframe and not self.dropped:
+                logger.warning("recorder %s - sink behind, dropping video", self._label)
             self.dropped += 1
             self._need_keyframe = True
-            logger.warning("recorder %s - sink behind, dropping video", self._label)
             return
         self._queue.put(("video", frame))
 
