@@ -49,17 +49,19 @@ def random_text(rng: np.random.Generator, count: int) -> str:
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    base = rng.uniform(150, 255, 3)
-    img = np.ones((h, w, 3), np.float32) * base
+    """A gray paper tone with guilloche-like waves and soft blotches."""
+    img = np.full((h, w), rng.uniform(150, 255), np.float32)
     if rng.random() < 0.6:
-        # guilloche-like fine waves, as printed behind many MRZs
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        # fine waves, as printed behind many MRZs
         f = rng.uniform(0.02, 0.15)
-        wave = np.sin(xx * f + np.sin(yy * f * 0.7) * rng.uniform(1, 6))
-        img += (wave[..., None] * rng.uniform(5, 35, 3)).astype(np.float32)
+        xx = np.arange(w, dtype=np.float32)[None, :] * f
+        yy = np.sin(np.arange(h, dtype=np.float32) * f * 0.7)[:, None]
+        img += np.sin(xx + yy * rng.uniform(1, 6)) * rng.uniform(5, 35)
     if rng.random() < 0.5:
-        g = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 25)
-        img += (g / (np.abs(g).max() + 1e-6))[..., None] * rng.uniform(5, 40)
+        # blotches: smooth noise made small and blown up (a blur of sigma 25)
+        small = rng.normal(0, 1, (h // 16 + 2, w // 16 + 2)).astype(np.float32)
+        g = cv2.resize(cv2.GaussianBlur(small, (0, 0), 1.5), (w, h))
+        img += g / (np.abs(g).max() + 1e-6) * rng.uniform(5, 40)
     return img
 
 
@@ -90,11 +92,9 @@ def render_block(
     text_mask = _stroke_weight(rng, text_mask, cap)
 
     bg = _background(rng, height, width)
-    ink = rng.uniform(0, 90, 3)
-    alpha = (text_mask.astype(np.float32) / 255)[..., None] * rng.uniform(0.75, 1.0)
-    color = bg * (1 - alpha) + ink * alpha
-    gray = cv2.cvtColor(np.clip(color, 0, 255).astype(np.uint8), cv2.COLOR_BGR2GRAY)
-    return gray, lines
+    alpha = text_mask.astype(np.float32) * (rng.uniform(0.75, 1.0) / 255)
+    gray = bg * (1 - alpha) + rng.uniform(0, 90) * alpha
+    return np.clip(gray, 0, 255).astype(np.uint8), lines
 
 
 def _stroke_weight(rng: np.random.Generator, mask: np.ndarray, cap: int) -> np.ndarray:

@@ -6,9 +6,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from media.mrz import ALPHABET, char_value, check_digit, detect_format, parse_mrz
+from media.mrz_codes import choose_codes, code_posterior, known_code, uncertain_fields
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TODAY = dt.date(2026, 1, 15)
@@ -243,3 +245,48 @@ def test_corpus_vectors_give_expected_result():
         else:
             # negatives, and the layouts and variants that must not validate
             assert not raw.valid and not corrected.valid, name
+
+
+def _probs(text: str, doubts: dict[int, dict[str, float]] | None = None) -> np.ndarray:
+    """Glyph probabilities that favour `text`, with some positions in doubt."""
+    out = np.full((len(text), len(ALPHABET)), 0.001)
+    for i, c in enumerate(text):
+        for ch, p in (doubts or {}).get(i, {c: 0.99}).items():
+            out[i, ALPHABET.index(ch)] = p
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def test_known_code_icao_additions():
+    for code in ("D<<", "UTO", "XXA", "EUE", "UNO", "GBR", "NLD"):
+        assert known_code(code), code
+    for code in ("NLO", "HBV", "QQQ", "<<<"):
+        assert not known_code(code), code
+
+
+def test_code_posterior_picks_known_alternative():
+    # the D of NLD read as O (0.61) over D (0.34): NLO is no code
+    code, share, ratio = code_posterior(_probs("NLO", {2: {"O": 0.61, "D": 0.34}}))
+    assert code == "NLD"
+    assert share > 0.98 and 0.3 < ratio < 1
+
+
+def test_choose_codes_replaces_unknown_issuer():
+    lines = [TD3[0].replace("P<UTO", "P<HBV"), TD3[1].replace("UTO", "HRV", 1)]
+    probs = _probs("".join(lines), {3: {"B": 0.6, "R": 0.35}})
+    fixed, doubts = choose_codes("TD3", lines, probs)
+    assert fixed[0].startswith("P<HRV") and fixed[1] == lines[1]
+    assert doubts == []
+
+
+def test_choose_codes_unknown_code_stays_doubtful():
+    lines = [TD3[0].replace("P<UTO", "P<QQQ"), TD3[1]]
+    fixed, doubts = choose_codes("TD3", lines, _probs("".join(lines)))
+    assert fixed == lines
+    assert doubts == ["issuing_state"]
+
+
+def test_uncertain_fields_low_glyph_in_name():
+    probs = _probs("".join(TD3), {16: {"L": 0.55, "E": 0.44}})
+    doubtful, lowest = uncertain_fields("TD3", TD3, probs, [])
+    assert doubtful == ["name"]
+    assert lowest < 0.6
