@@ -16,6 +16,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from media.admission import GatewayFullError, admission
 from media.gateway import MediaGateway
 from signaling.cases import CaseStore, State
 from signaling.errors import ApiError
@@ -169,6 +170,11 @@ class CallHub:
     async def take_next(self, agent_id: int, conn: Connection) -> str | None:
         """Assign the longest-waiting case to this agent; None when nobody waits."""
         async with self._lock:
+            if self.queue and admission.active >= admission.max_calls:
+                # refuse before touching the case: it stays first in the queue
+                raise ApiError(
+                    503, "gateway_full", str(GatewayFullError(admission.max_calls))
+                )
             for case_id in list(self.queue):
                 try:
                     await self.store.transition(

@@ -128,3 +128,26 @@ async def test_metrics_count_calls_and_queue(server: Server) -> None:
         assert "identdesk_calls_active 0.0" in text
     finally:
         await phone.close()
+
+
+async def test_take_next_when_the_gateway_is_full_keeps_the_case_waiting(
+    server: Server, monkeypatch
+) -> None:
+    from media.admission import admission
+
+    monkeypatch.setattr(admission, "max_calls", 0)
+    phone, _ = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        reply = await agent.request({"type": "take_next"}, "error")
+        assert reply["error"] == {
+            "code": "gateway_full",
+            "message": "the media gateway is at its limit of 0 concurrent calls;"
+            " try again in a few minutes",
+        }
+        case_id = next(iter(server.svc.hub.queue))
+        assert (await server.svc.store.get(case_id)).state.value == "waiting"
+    finally:
+        await phone.close()
+        await agent.close()
