@@ -66,6 +66,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             f"{k} {'ok' if v else 'FAIL'}" for k, v in row["checks"].items()
         )
         print(f"  format {row['format']}  type {row['type']!r}  valid {row['valid']}")
+        if row.get("uncertain_fields"):
+            print(f"  uncertain: {', '.join(row['uncertain_fields'])}")
         print(f"  checks: {checks}")
         for key in ("surname", "given_names", "document_number", "nationality",
                     "birth_date", "sex", "expiry_date"):  # fmt: skip
@@ -118,6 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(f"reported valid        {report['reported_valid']}")
     print(f"wrong-valid           {report['wrong_valid']}")
+    print(f"uncertain (not valid) {report['held_back_uncertain']}")
     print(
         f"ms per image          mean {report['ms_mean']}, p95 {report['ms_p95']},"
         f" max {report['ms_max']}"

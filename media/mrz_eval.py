@@ -50,6 +50,7 @@ class EvalReport:
     checks_total: int = 0
     valid: int = 0
     wrong_valid: int = 0
+    uncertain: int = 0
     ms: list[float] = field(default_factory=list)
     misses: list[str] = field(default_factory=list)
 
@@ -73,6 +74,7 @@ class EvalReport:
             "check_verdicts_total": self.checks_total,
             "reported_valid": self.valid,
             "wrong_valid": self.wrong_valid,
+            "held_back_uncertain": self.uncertain,
             "ms_mean": round(float(ms.mean()), 1),
             "ms_p95": round(float(np.percentile(ms, 95)), 1),
             "ms_max": round(float(ms.max()), 1),
@@ -94,6 +96,7 @@ def _score_one(report: EvalReport, name: str, got: dict, truth: dict) -> None:
     exact = got["found"] and got["lines"] == lines
     report.exact += int(exact)
     report.valid += int(got["valid"])
+    report.uncertain += int(bool(got.get("uncertain_fields")))
     if got["valid"] and not exact:
         report.wrong_valid += 1
     if not exact:
