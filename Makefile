@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYS_STAMP := .venv/.sysdeps-stamp
-# Debian packages: ffprobe checks recordings, chromium drives the browser tests.
-SYS_PACKAGES := ffmpeg chromium chromium-driver fonts-dejavu-core
+# Debian packages: ffprobe checks recordings, chromium drives the browser tests,
+# fonts-ocr-b draws synthetic MRZs, opencv-data holds the face cascade files.
+SYS_PACKAGES := ffmpeg chromium chromium-driver fonts-dejavu-core fonts-ocr-b opencv-data
 PYTEST_ARGS ?=
 
 .PHONY: run test lint sysdeps venv clean bench
