@@ -25,7 +25,12 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="measured seconds per run"
     )
-    parser.add_argument("--resolution", choices=sorted(RESOLUTIONS), default="720p")
+    parser.add_argument(
+        "--resolution",
+        choices=list(RESOLUTIONS),
+        default="720p",
+        help="of the phones' video (360p for quick checks)",
+    )
     parser.add_argument(
         "--baseline-calls",
         type=int,

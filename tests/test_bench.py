@@ -1,0 +1,37 @@
+"""`identdesk bench media`, run tiny: the report's shape and that frames arrived."""
+
+from __future__ import annotations
+
+import json
+
+from identdesk.cli import main
+
+CALL_KEYS = {
+    "call", "cpu_cores", "fps", "frozen", "max_gap_ms", "rss_mb",
+    "first_frame_s", "decodable", "lost",
+}  # fmt: skip
+
+
+def test_bench_media_tiny_run_reports_both_relays(capsys) -> None:
+    args = ["--calls", "1", "--seconds", "2", "--resolution", "360p", "--json"]
+    code = main(["bench", "media", *args])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "gateway: measuring 2 s" in captured.err
+    report = json.loads(captured.out)
+    assert report["calls"] == 1 and report["resolution"] == "360p"
+    for run in ("gateway", "baseline"):
+        assert len(report[run]["calls"]) == 1
+        assert set(report[run]["calls"][0]) == CALL_KEYS
+        assert report[run]["cpu_cores_total"] > 0
+    call = report["gateway"]["calls"][0]
+    assert call["decodable"] and call["fps"] > 10
+    assert call["first_frame_s"] is not None and call["first_frame_s"] < 1.5
+    assert set(report["ratio"]) == {"cpu_cores_per_call", "rss_mb_per_call"}
+
+
+def test_bench_media_refuses_zero_calls(capsys) -> None:
+    assert main(["bench", "media", "--calls", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "--calls must be at least 1 and --seconds positive, got 0 and 10\n"
+    )
