@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+RUN_STAMP := .venv/.run-deps-stamp
 SYS_STAMP := .venv/.sysdeps-stamp
-# Debian packages: ffprobe checks recordings, chromium drives the browser tests,
-# fonts-ocr-b draws synthetic MRZs, opencv-data holds the face cascade files.
-SYS_PACKAGES := ffmpeg chromium chromium-driver fonts-dejavu-core fonts-ocr-b opencv-data
+# Debian packages the service needs: opencv-data holds the face cascade files.
+RUN_PACKAGES := opencv-data
+# and the tests: ffprobe checks recordings, chromium drives the browser tests,
+# fonts-ocr-b draws synthetic MRZs.
+SYS_PACKAGES := $(RUN_PACKAGES) ffmpeg chromium chromium-driver fonts-dejavu-core fonts-ocr-b
 PYTEST_ARGS ?=
 
 .PHONY: run test lint sysdeps venv clean bench
 
-run: $(STAMP)
+run: $(STAMP) $(RUN_STAMP)
 	$(BIN)/identdesk serve
 
 test: $(STAMP) $(SYS_STAMP)
@@ -32,8 +35,9 @@ $(STAMP): pyproject.toml
 
 sysdeps: $(SYS_STAMP)
 
-$(SYS_STAMP): Makefile | $(STAMP)
-	@missing=""; for p in $(SYS_PACKAGES); do \
+# apt-get only for what is missing; root installs directly, others through sudo
+define apt_install
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -41,6 +45,14 @@ $(SYS_STAMP): Makefile | $(STAMP)
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+$(RUN_STAMP): Makefile | $(STAMP)
+	$(call apt_install,$(RUN_PACKAGES))
+	touch $(RUN_STAMP)
+
+$(SYS_STAMP): Makefile | $(STAMP)
+	$(call apt_install,$(SYS_PACKAGES))
 	touch $(SYS_STAMP)
 
 clean:
