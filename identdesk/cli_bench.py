@@ -37,6 +37,12 @@ def register(commands: Any) -> None:
         default=None,
         help="calls for the baseline run (default: --calls; 0 skips it)",
     )
+    parser.add_argument(
+        "--tap",
+        choices=["demand", "always"],
+        default="demand",
+        help="frame tap decoding: only on demand (default) or every frame all call",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=_bench_media)
 
@@ -50,7 +56,13 @@ def _bench_media(args: argparse.Namespace) -> int:
         )
         return 2
     report = asyncio.run(
-        run_bench(args.calls, args.seconds, args.resolution, args.baseline_calls)
+        run_bench(
+            args.calls,
+            args.seconds,
+            args.resolution,
+            args.baseline_calls,
+            tap=args.tap,
+        )
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

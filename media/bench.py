@@ -256,7 +256,10 @@ async def _serve(
 
     def readable() -> None:
         while conn.poll():
-            kind, call_id, payload = conn.recv()
+            try:
+                kind, call_id, payload = conn.recv()
+            except EOFError:  # the bench went away
+                kind, call_id, payload = "quit", -1, None
             if kind == "quit":
                 done.set()
                 return
@@ -334,12 +337,20 @@ class _ServerBase:
 class _Server(_ServerBase):
     """The gateway under test: one MediaGateway per call, recording to a file."""
 
-    def __init__(self, record_dir: str) -> None:
+    def __init__(self, record_dir: str, tap: str = "demand") -> None:
         super().__init__(record_dir)
         from media.admission import Admission
 
         self.admission = Admission(max_calls=1000)
         self.gateways: dict[int, Any] = {}
+        self.tap = tap
+        self.wanting: list[asyncio.Task[None]] = []
+
+    async def _want_frames(self, gateway: Any) -> None:
+        # a frame tool that looks at every frame all call long
+        while True:
+            gateway.tap.want(2.0)
+            await asyncio.sleep(1.0)
 
     async def offer(self, call: int, leg: str, offer: dict[str, str]) -> dict[str, str]:
         from aiortc import RTCPeerConnection
@@ -349,6 +360,9 @@ class _Server(_ServerBase):
         if call not in self.gateways:
             sink = open(os.path.join(self.record_dir, f"call-{call}.mkv"), "wb")
             self.gateways[call] = MediaGateway(f"call-{call}", sink, self.admission)
+            if self.tap == "always":
+                want = self._want_frames(self.gateways[call])
+                self.wanting.append(asyncio.ensure_future(want))
         gateway = self.gateways[call]
         pc = RTCPeerConnection()
         self.pcs[call, leg] = pc
@@ -576,10 +590,13 @@ class RunResult:
 
 
 class _Run:
-    def __init__(self, mode: str, clip: list[bytes], tone: list[bytes]) -> None:
+    def __init__(
+        self, mode: str, clip: list[bytes], tone: list[bytes], *server_args: Any
+    ) -> None:
         self.mode = mode
         self.clip = clip
         self.tone = tone
+        self.server_args = server_args
 
     def _spawn(self, role: str, *args: Any) -> tuple[Any, _Rpc]:
         context = multiprocessing.get_context("spawn")
@@ -594,7 +611,7 @@ class _Run:
     async def run(self, calls: int, seconds: float, progress: TextIO) -> RunResult:
         with tempfile.TemporaryDirectory(prefix="identdesk-bench-") as record_dir:
             spawned = [
-                self._spawn(self.mode, record_dir),
+                self._spawn(self.mode, record_dir, *self.server_args),
                 self._spawn("phones", self.clip, self.tone),
                 self._spawn("agents"),
             ]
@@ -686,13 +703,15 @@ async def run_bench(
     resolution: str = "720p",
     baseline_calls: int | None = None,
     progress: TextIO = sys.stderr,
+    tap: str = "demand",
 ) -> dict[str, Any]:
     """Measure the gateway and the baseline; returns the report as plain data."""
     print(f"encoding the {resolution} test pattern", file=progress, flush=True)
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, resolution)
     tone = await loop.run_in_executor(None, encode_tone)
-    runs = {"gateway": await _Run("server", clip, tone).run(calls, seconds, progress)}
+    gateway = _Run("server", clip, tone, tap)
+    runs = {"gateway": await gateway.run(calls, seconds, progress)}
     if baseline_calls is None:
         baseline_calls = calls
     if baseline_calls > 0:
@@ -703,6 +722,7 @@ async def run_bench(
         "calls": calls,
         "seconds": seconds,
         "resolution": resolution,
+        "tap": tap,
         "cpu_count": os.cpu_count(),
     }
     for name, result in runs.items():
@@ -728,7 +748,8 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a table per run, then the ratios."""
     lines = [
         f"{report['calls']} calls, {report['seconds']:g} s, {report['resolution']},"
-        f" {report['cpu_count']} CPUs"
+        f" frame tap decoding {report['tap']}, {report['cpu_count']} CPUs,"
+        f" load average {os.getloadavg()[0]:.1f}"
     ]
     header = (
         f"{'run':9} {'call':>4} {'cores':>6} {'fps':>6} {'frozen':>6}"

@@ -97,6 +97,7 @@ class Recorder:
         self._clocks: dict[str, _Clock] = {}
         self._started_at: float | None = None
         self._early_audio: list[EncodedFrame] = []
+        self._video_codec = ""
         self._need_keyframe = True
         self._queue: queue.Queue[tuple[str, EncodedFrame] | None] = queue.Queue()
         self._thread = threading.Thread(
@@ -172,6 +173,11 @@ class Recorder:
         if self._container is None:
             self._open(frame)
         stream = self._streams[kind]
+        if kind == "video" and frame.codec.name.upper() != self._video_codec:
+            # the phone came back with another codec; one stream cannot hold both
+            # TODO(recording per phone connection): start a new segment instead
+            self.dropped += 1
+            return
         packet = av.Packet(frame.data)
         packet.stream = stream
         packet.pts = packet.dts = self._clocks[kind].map(frame)
@@ -190,7 +196,7 @@ class Recorder:
             options={"live": "1"},
             container_options={"max_interleave_delta": MAX_INTERLEAVE_DELTA},
         )
-        codec = first_video.codec.name.upper()
+        codec = self._video_codec = first_video.codec.name.upper()
         if codec == "VP8":
             width, height = vp8_picture_size(first_video.data)
             video = container.add_mux_stream("vp8", width=width, height=height)
