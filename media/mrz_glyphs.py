@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 
 from media.mrz import ALPHABET
-from media.mrz_reader import (
+from media.mrz_cut import (
     Line,
-    _straighten,
     cut_line,
     ink_map,
+    straighten,
     warp_strip,
 )
 
@@ -198,7 +198,7 @@ def make_samples(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         texts = [random_text(rng, n) for _ in range(rows)]
         gray, lines = degrade(rng, *render_block(rng, texts))
         for text, line in zip(texts, lines, strict=True):
-            fixed = _straighten(gray, _jitter(rng, line))
+            fixed = straighten(gray, _jitter(rng, line))
             if fixed is None:
                 continue
             cut = cut_line(ink_map(warp_strip(gray, *fixed)), n, (n,))
