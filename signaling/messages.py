@@ -67,6 +67,11 @@ class Torch:
 
 
 @dataclass(frozen=True)
+class TorchChallenge:
+    """Start the server-chosen torch pattern and the hologram check."""
+
+
+@dataclass(frozen=True)
 class Instruction:
     key: str
     text: str = ""
@@ -157,7 +162,17 @@ def parse_phone(raw: str | bytes) -> Join | Offer | TorchState | Ping:
     raise _bad(f"unknown message type {kind[:40]!r} from the phone", "unknown_type")
 
 
-AgentMessage = TakeNext | Offer | Capture | Torch | Instruction | Decide | Hangup | Ping
+AgentMessage = (
+    TakeNext
+    | Offer
+    | Capture
+    | Torch
+    | TorchChallenge
+    | Instruction
+    | Decide
+    | Hangup
+    | Ping
+)
 
 
 def parse_agent(raw: str | bytes) -> AgentMessage:
@@ -171,6 +186,8 @@ def parse_agent(raw: str | bytes) -> AgentMessage:
         return Capture(_choice(data, "kind", SNAPSHOT_KINDS))
     if kind == "torch":
         return Torch(_field(data, "on", bool))
+    if kind == "torch_challenge":
+        return TorchChallenge()
     if kind == "instruction":
         key = _choice(data, "key", INSTRUCTIONS)
         text = (_field(data, "text", str, required=key == "custom") or "")[:200]
