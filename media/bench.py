@@ -157,6 +157,7 @@ def _clip_track_class() -> type:
             self._sent = 0
             self._start: float | None = None
             self.keyframe_requested = False
+            self.sent_at: list[float] = []
 
         def request_keyframe(self) -> None:
             self.keyframe_requested = True
@@ -179,6 +180,7 @@ def _clip_track_class() -> type:
             packet.time_base = self._time_base
             self._index += 1
             self._sent += 1
+            self.sent_at.append(time.time())
             return packet
 
     return ClipTrack
@@ -422,6 +424,20 @@ class _Phones:
         self.video = video
         self.audio = audio
         self.pcs: dict[int, Any] = {}
+        self.cameras: dict[int, Any] = {}
+        self._cpu = (0.0, 0.0)
+
+    async def measure_start(self) -> None:
+        self._cpu = (time.monotonic(), _cpu_seconds())
+
+    async def sent(self, call: int, start: float, end: float) -> dict[str, float]:
+        """Video frames per second the phone sent, and this process's CPU."""
+        wall, cpu = self._cpu
+        times = self.cameras[call].sent_at
+        return {
+            "fps": sum(1 for t in times if start <= t <= end) / (end - start),
+            "cores": (_cpu_seconds() - cpu) / (time.monotonic() - wall),
+        }
 
     async def offer(self, call: int) -> dict[str, str]:
         from aiortc import RTCPeerConnection, RTCRtpSender
@@ -430,7 +446,7 @@ class _Phones:
         pc = RTCPeerConnection()
         self.pcs[call] = pc
         pc.addTrack(track_class("audio", self.audio, 50, 48000))
-        video = track_class("video", self.video, FPS, 90000)
+        video = self.cameras[call] = track_class("video", self.video, FPS, 90000)
         sender = pc.addTrack(video)
         # TODO(aiortc 1.16 internals): PLI/FIR reach RTCRtpSender._send_keyframe,
         # which only flags aiortc's own encoder; these packets are pre-encoded
@@ -566,6 +582,7 @@ class CallResult:
     first_frame_s: float | None
     decodable: bool
     lost: int  # RTP packets lost on the way to the agent
+    sent_fps: float  # video frames per second the phone sent (the phones may lag)
 
 
 @dataclass
@@ -577,6 +594,7 @@ class RunResult:
     rss_mb_idle: float
     max_loop_lag_ms: float
     phone_packets_lost: int
+    phones_cores: float  # CPU of the phones' process: they compete for the machine
 
     def summary(self) -> dict[str, float]:
         first = [c.first_frame_s for c in self.calls if c.first_frame_s is not None]
@@ -660,6 +678,7 @@ class _Run:
         firsts = await asyncio.gather(*(start_call(call) for call in range(calls)))
         print(f"{name}: measuring {seconds:g} s", file=progress, flush=True)
         await server.call("measure_start")
+        await phones.call("measure_start")
         start = time.time()
         await asyncio.sleep(seconds)
         end = time.time()
@@ -667,6 +686,7 @@ class _Run:
         reports = [
             await agents.call("report", call, start, end) for call in range(calls)
         ]
+        sent = [await phones.call("sent", call, start, end) for call in range(calls)]
         for call in range(calls):
             await phones.call("hangup", call)
             await agents.call("hangup", call)
@@ -683,6 +703,7 @@ class _Run:
                 first_frame_s=first,
                 decodable=report["decodable"],
                 lost=report["lost"],
+                sent_fps=sent[call]["fps"],
             )
             for call, (report, first) in enumerate(zip(reports, firsts, strict=True))
         ]
@@ -694,6 +715,7 @@ class _Run:
             usage["rss_idle"] / 2**20,
             usage["max_loop_lag_ms"],
             int(usage["phone_packets_lost"]),
+            sent[0]["cores"],
         )
 
 
@@ -733,6 +755,7 @@ async def run_bench(
             "rss_mb_idle": result.rss_mb_idle,
             "max_loop_lag_ms": result.max_loop_lag_ms,
             "phone_packets_lost": result.phone_packets_lost,
+            "phones_cores": result.phones_cores,
             **result.summary(),
         }
     if "baseline" in report:
@@ -752,7 +775,7 @@ def format_report(report: dict[str, Any]) -> str:
         f" load average {os.getloadavg()[0]:.1f}"
     ]
     header = (
-        f"{'run':9} {'call':>4} {'cores':>6} {'fps':>6} {'frozen':>6}"
+        f"{'run':9} {'call':>4} {'cores':>6} {'sent':>5} {'fps':>5} {'frozen':>6}"
         f" {'max gap ms':>10} {'MB':>6} {'first s':>7} {'decodes':>7} {'lost':>5}"
     )
     for name in ("gateway", "baseline"):
@@ -763,7 +786,8 @@ def format_report(report: dict[str, Any]) -> str:
         for c in run["calls"]:
             first = "-" if c["first_frame_s"] is None else f"{c['first_frame_s']:.2f}"
             lines.append(
-                f"{name:9} {c['call']:>4} {c['cpu_cores']:>6.3f} {c['fps']:>6.1f}"
+                f"{name:9} {c['call']:>4} {c['cpu_cores']:>6.3f} {c['sent_fps']:>5.1f}"
+                f" {c['fps']:>5.1f}"
                 f" {c['frozen']:>6} {c['max_gap_ms']:>10.0f} {c['rss_mb']:>6.1f}"
                 f" {first:>7} {'yes' if c['decodable'] else 'no':>7} {c['lost']:>5}"
             )
@@ -774,7 +798,8 @@ def format_report(report: dict[str, Any]) -> str:
             f" min fps {run['min_fps']:.1f}; frozen {run['frozen_total']:.0f};"
             f" first frame max {run['first_frame_max_s']:.2f} s;"
             f" server loop lag max {run['max_loop_lag_ms']:.0f} ms;"
-            f" packets lost from phones {run['phone_packets_lost']}"
+            f" packets lost from phones {run['phone_packets_lost']};"
+            f" phones' process {run['phones_cores']:.2f} cores"
         )
     if "ratio" in report:
         ratio = report["ratio"]

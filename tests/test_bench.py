@@ -8,7 +8,7 @@ from identdesk.cli import main
 
 CALL_KEYS = {
     "call", "cpu_cores", "fps", "frozen", "max_gap_ms", "rss_mb",
-    "first_frame_s", "decodable", "lost",
+    "first_frame_s", "decodable", "lost", "sent_fps",
 }  # fmt: skip
 
 
