@@ -7,10 +7,9 @@ import logging
 from functools import partial
 from typing import Any
 
-import cv2
-import numpy as np
 from aiohttp import WSMsgType, web
 
+from agent_console.analysis import CallAnalysis, encode_png
 from agent_console.auth import check_origin, current_agent
 from signaling.accounts import Agent
 from signaling.calls import Call, Connection
@@ -25,6 +24,7 @@ from signaling.messages import (
     Ping,
     TakeNext,
     Torch,
+    TorchChallenge,
     parse_agent,
 )
 from signaling.services import Services, services
@@ -37,22 +37,32 @@ routes = web.RouteTableDef()
 FRESH_FRAME_TIMEOUT = 0.5
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return data.tobytes()
+class DeskConnection(Connection):
+    """The agent's socket; it also hands the phone's torch acknowledgements,
+    which reach the agent through it, to a running torch challenge."""
+
+    def __init__(self, ws: web.WebSocketResponse, label: str) -> None:
+        super().__init__(ws, label)
+        self.torch_acks: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=16)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "torch_state":
+            if self.torch_acks.full():
+                self.torch_acks.get_nowait()
+            self.torch_acks.put_nowait(message)
+        await super().send(message)
 
 
 class Desk:
     """One agent's connection and the call it holds."""
 
-    def __init__(self, svc: Services, agent: Agent, conn: Connection) -> None:
+    def __init__(self, svc: Services, agent: Agent, conn: DeskConnection) -> None:
         self.svc = svc
         self.agent = agent
         self.conn = conn
         self.case_id: str | None = None
         self.actor = f"agent:{agent.id}"
+        self.analysis: CallAnalysis | None = None
 
     def call(self) -> Call:
         if self.case_id is None or self.case_id not in self.svc.hub.calls:
@@ -72,6 +82,8 @@ class Desk:
             await self.capture(message.kind)
         elif isinstance(message, Torch):
             await self.torch(message.on)
+        elif isinstance(message, TorchChallenge):
+            await self.torch_challenge()
         elif isinstance(message, Instruction):
             await self.instruct(message)
         elif isinstance(message, Decide):
@@ -89,6 +101,15 @@ class Desk:
         self.case_id = case_id
         case = await self.svc.store.get(case_id)
         identity = await self.svc.store.identity(case_id)
+        self.analysis = CallAnalysis(
+            self.svc,
+            self.call(),
+            self.conn.send,
+            self.conn.torch_acks,
+            self.actor,
+            identity,
+        )
+        self.analysis.start()
         await self.conn.send(
             {
                 "type": "case",
@@ -118,6 +139,8 @@ class Desk:
         )
         logger.info("case %s - snapshot %s %dx%d", call.case_id, kind, width, height)
         self.svc.metrics.snapshots.labels(kind).inc()
+        if self.analysis is not None:
+            self.analysis.snapshot(evidence_id, kind, image)
         await self.conn.send(
             {
                 "type": "snapshot",
@@ -133,8 +156,35 @@ class Desk:
         call = self.call()
         if call.phone is None:
             raise ApiError(409, "phone_absent", "the phone is not connected")
+        if self.analysis is not None and self.analysis.challenge_running:
+            raise ApiError(
+                409, "challenge_running", "the torch challenge is switching the torch"
+            )
         await self.svc.store.log(call.case_id, self.actor, "torch", f"on={on}")
         await call.phone.send({"type": "torch", "on": on})
+
+    async def torch_challenge(self) -> None:
+        call = self.call()
+        if call.phone is None:
+            raise ApiError(409, "phone_absent", "the phone is not connected")
+        if self.analysis is None or self.analysis.challenge_running:
+            raise ApiError(
+                409, "challenge_running", "a torch challenge is already running"
+            )
+        if call.gateway.tap.frame is None:
+            raise ApiError(
+                409, "no_frame", "no video frame has been received from the phone yet"
+            )
+        pattern = self.analysis.start_challenge()
+        steps = 1 + 2 * len(pattern)
+        await self.conn.send(
+            {"type": "hologram_started", "steps": steps, "seconds": pattern[-1][1]}
+        )
+
+    async def _stop_analysis(self) -> None:
+        analysis, self.analysis = self.analysis, None
+        if analysis is not None:
+            await analysis.close()
 
     async def instruct(self, message: Instruction) -> None:
         call = self.call()
@@ -148,6 +198,8 @@ class Desk:
     async def decide(self, message: Decide) -> None:
         call = self.call()
         case_id = call.case_id
+        # the evidence is complete before the decision: running analyses finish
+        await self._stop_analysis()
         note = self.svc.vault.seal(message.note.encode(), case_id + "/note")
         await self.svc.store.transition(
             case_id,
@@ -179,6 +231,7 @@ class Desk:
         if self.case_id is None:
             return
         case_id, self.case_id = self.case_id, None
+        await self._stop_analysis()
         await self.svc.store.log(case_id, self.actor, "hangup")
         await self.svc.hub.end_call(case_id, requeue=True)
         await self.conn.send({"type": "hung_up", "case_id": case_id})
@@ -191,7 +244,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
     svc = services(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
     await ws.prepare(request)
-    conn = Connection(ws, f"agent {agent.name}")
+    conn = DeskConnection(ws, f"agent {agent.name}")
     desk = Desk(svc, agent, conn)
     await conn.send({"type": "hello", "agent": {"id": agent.id, "name": agent.name}})
     try:

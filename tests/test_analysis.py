@@ -1,0 +1,228 @@
+"""Document tools in the live call: live hints, snapshot analysis, torch challenge.
+
+A real server on loopback, a phone client whose camera plays a rendered specimen
+card that lights up when the phone's torch is on, and the agent client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import itertools
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import av
+import cv2
+import numpy as np
+import pytest
+from aiortc import AudioStreamTrack, VideoStreamTrack
+
+from agent_console.analysis import compare_identity, mrz_name
+from identdesk.clients import (
+    AgentClient,
+    PhoneClient,
+    activate_and_consent,
+    create_case,
+)
+from media import render
+from media.document import corner_error
+from tests.conftest import Server
+
+WIDTH, HEIGHT, FPS = 960, 540, 15
+
+
+class DocumentTrack(VideoStreamTrack):
+    """A phone camera filming a rendered specimen card; each frame is lit when
+    `lit()` says the phone's torch is on."""
+
+    def __init__(self, scene: render.SceneRenderer, lit: Callable[[], bool]) -> None:
+        super().__init__()
+        self.scene = scene
+        self.lit = lit
+        self.index = 0
+        self.started: float | None = None
+        self.corners: np.ndarray | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self.started is None:
+            self.started = time.monotonic()
+        due = self.started + self.index / FPS
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t = self.index / FPS
+        loop = asyncio.get_running_loop()
+        image, self.corners = await loop.run_in_executor(
+            None, self.scene.frame, t, self.lit()
+        )
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = int(self.index * 90000 / FPS)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.index += 1
+        return frame
+
+
+async def _call(
+    server: Server, attack: str = "none", has_torch: bool = True
+) -> tuple[PhoneClient, AgentClient, DocumentTrack, str]:
+    doc = render.draw_document("id1", seed=0)
+    scene = render.SceneRenderer(
+        doc, width=WIDTH, height=HEIGHT, seed=3, attack=attack, motion=0.0
+    )
+    holder: list[PhoneClient] = []
+    track = DocumentTrack(scene, lambda: holder[0].torch_on)
+    phone = PhoneClient(
+        server.http,
+        server.base,
+        tracks=lambda: [track, AudioStreamTrack()],
+        has_torch=has_torch,
+    )
+    holder.append(phone)
+    agent = AgentClient(server.http, server.base)
+    case = await create_case(server.http, server.base, server.api_key)
+    consent = await activate_and_consent(server.http, case["activation_url"])
+    await phone.join(consent["tan"])
+    await agent.login(server.agent_name, server.agent_password)
+    await agent.take_case()
+    await agent.connect_media()
+    await agent.wait_frames(5, timeout=20)
+    return phone, agent, track, case["id"]
+
+
+async def _fetch_image(agent: AgentClient, url: str) -> np.ndarray:
+    status, body = await agent.fetch(url)
+    assert status == 200, url
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def test_mrz_name_transliterates_like_icao() -> None:
+    assert mrz_name("Müller-Lüdenscheidt") == "MUELLER LUEDENSCHEIDT"
+    assert mrz_name("Strauß") == "STRAUSS"
+    assert mrz_name("José  María") == "JOSE MARIA"
+
+
+def test_compare_identity_match_truncation_and_mismatch() -> None:
+    identity = {
+        "surname": "Mustermann",
+        "given_names": "Erika Sophie Charlotte Annemarie",
+        "birth_date": "1983-08-12",
+    }
+    fields = {
+        "surname": "MUSTERMANN",
+        "given_names": "ERIKA SOPHIE CHARL",
+        "birth_date": "1983-08-12",
+    }
+    got = compare_identity(fields, identity)
+    assert got == {
+        "surname": "match",
+        "given_names": "truncated",
+        "birth_date": "match",
+        "all": True,
+    }
+    got = compare_identity({**fields, "birth_date": "1983-08-13"}, identity)
+    assert got["birth_date"] == "mismatch" and got["all"] is False
+    got = compare_identity({**fields, "surname": "MUSTERFRAU"}, identity)
+    assert got["surname"] == "mismatch" and got["all"] is False
+    assert compare_identity(None, identity)["surname"] == "missing"
+
+
+async def test_analysis_live_hints_snapshot_and_genuine_hologram(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    phone, agent, track, case_id = await _call(server)
+    try:
+        # live quality: the outline lies on the rendered card's true corners
+        deadline = time.monotonic() + 20
+        while True:
+            quality = await agent.log.expect("quality", timeout=15)
+            if quality["corners"] is not None or time.monotonic() > deadline:
+                break
+        assert quality["frame_size"] == [WIDTH, HEIGHT]
+        assert quality["corners"] is not None, quality
+        err = corner_error(np.array(quality["corners"]), track.corners)
+        assert err < 0.03, f"outline off by {err:.3f} of the diagonal"
+        assert quality["figures"]["found"] is True
+        assert set(quality["texts"]) == {"de", "en"}
+        hints = await phone.log.expect("hints", timeout=10)
+        assert set(hints["texts"]) == {"de", "en"}
+
+        # a capture yields an analysis: the specimen's MRZ, the case's identity
+        mark = agent.log.mark()
+        snap = await agent.capture("front")
+        result = await agent.log.expect("analysis", timeout=40, since=mark)
+        assert result["snapshot"] == snap["id"]
+        mrz = result["mrz"]
+        assert mrz["valid"] is True, mrz.get("reason")
+        assert mrz["format"] == "TD1"
+        assert mrz["fields"]["surname"] == "MUSTERMANN"
+        assert mrz["accepted"] is True and mrz["expired"] is False
+        assert result["identity"]["all"] is True, result["identity"]
+        rectified = await _fetch_image(agent, result["images"]["rectified"])
+        assert rectified.shape[:2] == (638, 1011)
+        status, stored = await agent.fetch(result["analysis_url"])
+        assert status == 200
+        assert json.loads(stored)["mrz"]["valid"] is True
+
+        # the torch challenge on a genuine card
+        mark = agent.log.mark()
+        await agent.send({"type": "torch_challenge"})
+        started = await agent.log.expect("hologram_started", since=mark)
+        holo = await agent.log.expect("hologram", timeout=60, since=mark)
+        assert holo["verdict"] == "genuine", holo
+        assert holo["score"] > 0.5
+        assert holo["intervals"]
+        overlay = await _fetch_image(agent, holo["overlay_url"])
+        assert overlay.shape[1] > 100
+        assert len(phone.torch_log) == started["steps"]
+        assert phone.torch_log[0] is False and phone.torch_on is False
+        assert all(a != b for a, b in itertools.pairwise(phone.torch_log))
+
+        # every step is in the case log; no personal data in any log
+        events = await server.svc.store.events(case_id)
+        actions = [e["action"] for e in events]
+        assert actions.count("torch_step") == started["steps"]
+        assert "analysis" in actions
+        assert actions.count("torch_challenge") == 2  # start and result
+        for text in (caplog.text, json.dumps([e["detail"] for e in events])):
+            assert "MUSTERMANN" not in text and "L01X00T47" not in text
+    finally:
+        await phone.close()
+        await agent.close()
+
+
+async def test_analysis_torch_challenge_flat_copy_not_genuine(server: Server) -> None:
+    phone, agent, _, _ = await _call(server, attack="flat")
+    try:
+        mark = agent.log.mark()
+        await agent.send({"type": "torch_challenge"})
+        holo = await agent.log.expect("hologram", timeout=60, since=mark)
+        assert holo["verdict"] == "suspect", holo
+        assert holo["score"] < 0.5
+    finally:
+        await phone.close()
+        await agent.close()
+
+
+async def test_analysis_torch_challenge_without_torch_asks_to_tilt(
+    server: Server,
+) -> None:
+    phone, agent, _, _ = await _call(server, has_torch=False)
+    try:
+        mark = agent.log.mark()
+        await agent.send({"type": "torch_challenge"})
+        holo = await agent.log.expect("hologram", timeout=20, since=mark)
+        assert holo["verdict"] == "inconclusive"
+        assert holo["variant"] == "tilt"
+        assert holo["reason"].startswith("the phone reported no controllable torch")
+        instruction = await phone.log.expect("instruction", timeout=5)
+        assert instruction["key"] in ("hold_still", "tilt_card")
+        if instruction["key"] == "hold_still":
+            instruction = await phone.log.expect("instruction", timeout=5)
+        assert instruction["key"] == "tilt_card"
+    finally:
+        await phone.close()
+        await agent.close()
