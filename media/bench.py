@@ -604,6 +604,10 @@ class RunResult:
             "min_fps": min((c.fps for c in self.calls), default=0.0),
             "frozen_total": float(sum(c.frozen for c in self.calls)),
             "first_frame_max_s": max(first, default=float("nan")),
+            # CPU per frame delivered to the agents, in cores per 30 fps call: a
+            # relay that cannot keep up uses little CPU but delivers little
+            "cpu_cores_per_30fps": sum(c.cpu_cores for c in self.calls)
+            / max(sum(c.fps for c in self.calls) / FPS, 1e-9),
         }
 
 
@@ -762,7 +766,7 @@ async def run_bench(
         gateway, base = report["gateway"], report["baseline"]
         report["ratio"] = {
             key: base[key] / gateway[key] if gateway[key] else float("inf")
-            for key in ("cpu_cores_per_call", "rss_mb_per_call")
+            for key in ("cpu_cores_per_call", "cpu_cores_per_30fps", "rss_mb_per_call")
         }
     return report
 
@@ -793,7 +797,9 @@ def format_report(report: dict[str, Any]) -> str:
             )
         lines.append(
             f"{name}: {run['cpu_cores_total']:.3f} cores in all,"
-            f" {run['cpu_cores_per_call']:.3f} per call; resident"
+            f" {run['cpu_cores_per_call']:.3f} per call"
+            f" ({run['cpu_cores_per_30fps']:.3f} per call at 30 fps delivered);"
+            f" resident"
             f" {run['rss_mb_total']:.0f} MB ({run['rss_mb_idle']:.0f} MB before calls);"
             f" min fps {run['min_fps']:.1f}; frozen {run['frozen_total']:.0f};"
             f" first frame max {run['first_frame_max_s']:.2f} s;"
@@ -806,6 +812,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"baseline / gateway: CPU x{ratio['cpu_cores_per_call']:.1f},"
+            f" CPU per delivered frame x{ratio['cpu_cores_per_30fps']:.1f},"
             f" memory per call x{ratio['rss_mb_per_call']:.1f}",
         ]
     return "\n".join(lines)

@@ -27,7 +27,9 @@ def test_bench_media_tiny_run_reports_both_relays(capsys) -> None:
     call = report["gateway"]["calls"][0]
     assert call["decodable"] and call["fps"] > 10
     assert call["first_frame_s"] is not None and call["first_frame_s"] < 1.5
-    assert set(report["ratio"]) == {"cpu_cores_per_call", "rss_mb_per_call"}
+    assert set(report["ratio"]) == {
+        "cpu_cores_per_call", "cpu_cores_per_30fps", "rss_mb_per_call",
+    }  # fmt: skip
 
 
 def test_bench_media_refuses_zero_calls(capsys) -> None:
