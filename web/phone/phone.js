@@ -7,7 +7,7 @@ const STEPS = ["step-desktop", "step-closed", "step-tan", "step-check", "step-wa
 const SAVED_TAN = "identdesk.tan";  // sessionStorage: lets a reload rejoin the call
 const state = {
   tan: "", ws: null, pc: null, stream: null, track: null, devices: [], deviceIndex: 0,
-  joined: false, finished: false, torchOn: false, instruction: null, retries: 0,
+  joined: false, finished: false, torchOn: false, instruction: null, hints: null, retries: 0,
   pingSent: 0, pingResolve: null, step: "",
 };
 
@@ -292,6 +292,7 @@ function onMessage(msg) {
       break;
     case "torch": setTorch(msg.on); break;
     case "instruction": showInstruction(msg); break;
+    case "hints": showHints(msg); break;
     case "agent_left": onAgentLeft(); break;
     case "agent_connection":
       if (state.step === "step-call") $("reconnecting").hidden = msg.state !== "disconnected";
@@ -334,6 +335,7 @@ function onAgentLeft() {
   closePeer();
   $("instruction").textContent = "";
   $("torch-hint").hidden = true;
+  showHints(null);
   show("step-wait");
   const box = $("wait-notice");
   box.textContent = t("wait.agent_left");
@@ -419,6 +421,20 @@ function showInstruction(msg) {
   box.textContent = msg.key === "custom" ? msg.text : t(`instruction.${msg.key}`);
 }
 
+// the server's capture hints, most urgent first; the first is shown large
+function showHints(msg) {
+  state.hints = msg;
+  const box = $("doc-hints");
+  const texts = (msg && msg.texts && msg.texts[I18N.lang]) || [];
+  box.replaceChildren(...texts.slice(0, 2).map((text, i) => {
+    const line = document.createElement("div");
+    line.className = i === 0 ? "main" : "more";
+    line.textContent = text;
+    return line;
+  }));
+  box.hidden = texts.length === 0;
+}
+
 function stopMedia() {
   closePeer();
   if (state.stream) state.stream.getTracks().forEach((track) => track.stop());
@@ -498,6 +514,7 @@ $("desktop-continue").addEventListener("click", () => {
 });
 document.addEventListener("langchange", () => {
   if (state.instruction) showInstruction(state.instruction);
+  if (state.hints) showHints(state.hints);
   if (state.step === "step-call") showTorchState();
   if (state.step === "step-closed") showClosed($("closed-text").dataset.when);
   renderDone();
