@@ -202,7 +202,7 @@ def _cell_edges(
     k = np.arange(count + 1, dtype=np.float64)
     # cell i has the width pitch * (1 + g * ((i + 0.5) / count - 0.5)); the
     # boundaries are their running sums
-    ramp = k + (k * k / count - k) / 2
+    ramp = (k * k / count - k) / 2
     pitch = pitch0 * _PITCHES[:, None, None, None]
     g = _GROWTHS[None, :, None, None]
     x0 = x_first + _SHIFTS[None, None, :, None] * pitch

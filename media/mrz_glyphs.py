@@ -103,7 +103,7 @@ def _stroke_weight(rng: np.random.Generator, mask: np.ndarray, cap: int) -> np.n
     Passport printers lay the MRZ down bolder than the font (up to about twice
     the stroke width); laser-engraved cards print it thinner.
     """
-    k = int(rng.choice([-2, -1, 0, 0, 1, 1, 2, 3, 4]))
+    k = int(rng.choice([-1, 0, 0, 1, 1, 2, 3]))
     k = int(round(k * cap / 30))
     if k > 0:
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k + 1, k + 1))
@@ -135,7 +135,7 @@ def degrade(
     """Rotate, tilt, shrink, blur, add noise and JPEG; the lines follow."""
     h, w = gray.shape
     angle = rng.uniform(-4, 4)
-    target_cap = rng.uniform(7, 30)
+    target_cap = rng.uniform(8, 30)
     scale = target_cap / lines[0].height
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
     m[:, 2] += (np.array([w, h]) * scale - np.array([w, h])) / 2
@@ -152,10 +152,10 @@ def degrade(
         return float(q[0] / q[2]), float(q[1] / q[2])
 
     moved = [Line(move(ln.p0), move(ln.p1), ln.height * scale) for ln in lines]
-    sigma = rng.uniform(0, 1.3) if rng.random() < 0.8 else rng.uniform(1.3, 2.0)
+    sigma = rng.uniform(0, 1.3) if rng.random() < 0.9 else rng.uniform(1.3, 1.8)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
-    if rng.random() < 0.15:
+    if rng.random() < 0.1:
         # motion blur along the line, a hand moving while the shutter is open
         n = int(rng.integers(2, 5))
         img = cv2.filter2D(img, -1, np.full((1, n), 1.0 / n, np.float32))
@@ -166,7 +166,7 @@ def degrade(
     noise = rng.normal(0, rng.uniform(0, 12), img.shape)
     img = np.clip(img + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.7:
-        quality = int(rng.integers(25, 95))
+        quality = int(rng.integers(35, 95))
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
         img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return img, moved

@@ -142,10 +142,11 @@ def read_lines(
 
 
 def _digit_context(lines: list[str]) -> list[str]:
-    """A run of Os between two digits of a document number or optional data is 0s.
+    """A run of Os after a digit of a document number or optional data is 0s.
 
-    OCR-B's O and 0 differ only in width; inside a run of digits the digit is
-    the reading that number series use (a prior, not a check-digit correction).
+    OCR-B's O and 0 differ only in width; inside or at the end of a run of
+    digits the digit is the reading that number series use (a prior: the check
+    digits still judge it, and a single O/0 swap always changes a check digit).
     """
     fmt = detect_format(lines)
     if not fmt:
@@ -157,7 +158,7 @@ def _digit_context(lines: list[str]) -> list[str]:
             continue
         left = line[:col].rstrip("O")[-1:]
         right = line[col + 1 :].lstrip("O")[:1]
-        if left.isdigit() and right.isdigit():
+        if left.isdigit() and (right.isdigit() or right in ("<", "")):
             out[row][col] = "0"
     return ["".join(line) for line in out]
 

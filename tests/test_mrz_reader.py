@@ -90,6 +90,16 @@ def rotate(image: np.ndarray, degrees: float) -> np.ndarray:
     return cv2.warpAffine(image, m, (nw, nh), borderValue=(235, 235, 235))
 
 
+def tilt(image: np.ndarray, shrink: float) -> np.ndarray:
+    """The image seen at an angle: its left edge `shrink` shorter than its right."""
+    h, w = image.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    d = shrink * h / 2
+    dst = np.float32([[0, d], [w, 0], [w, h], [0, h - d]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, m, (w, h), borderValue=(235, 235, 235))
+
+
 @pytest.mark.parametrize("lines", [TD3, TD1])
 def test_read_mrz_synthetic_upright(lines):
     reading = read_mrz(render_document(lines))
@@ -111,6 +121,13 @@ def test_read_mrz_synthetic_rotated_quarter_turns(turn):
 def test_read_mrz_synthetic_skewed(degrees):
     reading = read_mrz(rotate(render_document(TD1, seed=3), degrees))
     assert reading.lines == TD1
+
+
+@pytest.mark.parametrize("lines", [TD3, TD1])
+def test_read_mrz_synthetic_angled_perspective(lines):
+    # glyphs grow about 10% from one end of the line to the other
+    reading = read_mrz(tilt(render_document(lines, seed=2), 0.1))
+    assert reading.lines == lines
 
 
 def test_read_mrz_ruling_line_over_td1_read():
