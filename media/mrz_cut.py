@@ -214,26 +214,37 @@ def _cell_edges(
     return edges[i]
 
 
+def _band(ink: np.ndarray) -> tuple[np.ndarray, tuple[float, float] | None]:
+    band = ink[MARGIN - 2 : MARGIN + CAP + 2]
+    return band.sum(axis=0), _extent((band > 0.5).sum(axis=0) > 0.12 * CAP)
+
+
+def guess_count(ink: np.ndarray, counts: tuple[int, ...]) -> int | None:
+    """The character count among `counts` that the line's length and pitch fit."""
+    profile, extent = _band(ink)
+    if extent is None:
+        return None
+    pitch = _pitch(profile, 0.7 * CAP, 1.5 * CAP)
+    if pitch <= 0:
+        return None
+    guess = (extent[1] - extent[0]) / pitch + 0.3
+    count = min(counts, key=lambda n: abs(n - guess))
+    return count if abs(count - guess) <= 3 else None
+
+
 def cut_line(
     ink: np.ndarray, count: int | None, counts: tuple[int, ...]
 ) -> tuple[np.ndarray, int] | None:
     """Glyph crops of a straightened line and the character count used."""
-    band = ink[MARGIN - 2 : MARGIN + CAP + 2]
-    profile = band.sum(axis=0)
-    extent = _extent((band > 0.5).sum(axis=0) > 0.12 * CAP)
+    if count is None:
+        count = guess_count(ink, counts)
+        if count is None:
+            return None
+    profile, extent = _band(ink)
     if extent is None:
         return None
     x_first, x_last = extent
-    span = x_last - x_first
-    if count is None:
-        pitch = _pitch(profile, 0.7 * CAP, 1.5 * CAP)
-        if pitch <= 0:
-            return None
-        guess = span / pitch + 0.3
-        count = min(counts, key=lambda n: abs(n - guess))
-        if abs(count - guess) > 3:
-            return None
-    pitch0 = span / (count - 0.3)
+    pitch0 = (x_last - x_first) / (count - 0.3)
 
     edges = _cell_edges(profile, x_first, pitch0, count)
     pitch = (edges[-1] - edges[0]) / count

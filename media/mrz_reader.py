@@ -34,6 +34,7 @@ from media.mrz_cut import (
     MARGIN,
     Line,
     cut_line,
+    guess_count,
     ink_map,
     straighten,
     warp_strip,
@@ -125,8 +126,8 @@ def read_lines(
         inks.append(ink_map(warp_strip(gray, fixed[0], fixed[1])))
 
     # all lines of an MRZ have the same length: take the count the lines agree on
-    guesses = [cut_line(ink, None, counts) for ink in inks]
-    found = [g[1] for g in guesses if g is not None]
+    guesses = [guess_count(ink, counts) for ink in inks]
+    found = [g for g in guesses if g is not None]
     if not found:
         return None
     count = max(set(found), key=found.count)
