@@ -11,12 +11,17 @@ import os
 
 logger = logging.getLogger(__name__)
 
-# CPU of one 720p30 call relayed, recorded and tapped (cores), measured with
-# `identdesk bench media --calls 8 --seconds 20` on a 2-core machine
+# CPU of one 720p30 call relayed, recorded and tapped on demand (cores), rounded
+# up from `identdesk bench media` on a 2-core machine: 0.084 per call with 8
+# calls, 0.136 with 1 call (2.9 Mbit/s test pattern)
 CORES_PER_CALL = 0.1
 # share of the machine's cores calls may use; the rest is for signaling, snapshot
 # tools and bursts (keyframes, reconnects)
 CPU_BUDGET = 0.7
+# All calls of a process share one event loop, and with it one core (the GIL):
+# past ~0.8 of it the loop runs late, sockets overflow and video freezes.
+# TODO(worker processes): spread calls over one media process per core.
+PROCESS_CORES = 0.8
 ENV_MAX_CALLS = "IDENTDESK_MAX_CALLS"
 
 
@@ -32,12 +37,12 @@ class GatewayFullError(RuntimeError):
 
 
 def default_max_calls(cpu_count: int | None = None) -> int:
-    """Calls this machine can carry: the env override, else derived from the CPUs."""
+    """Calls this process can carry: the env override, else from the CPUs."""
     override = os.environ.get(ENV_MAX_CALLS)
     if override:
         return int(override)
-    cores = cpu_count or os.cpu_count() or 1
-    return max(1, int(cores * CPU_BUDGET / CORES_PER_CALL))
+    cores = min((cpu_count or os.cpu_count() or 1) * CPU_BUDGET, PROCESS_CORES)
+    return max(1, round(cores / CORES_PER_CALL))
 
 
 class Admission:

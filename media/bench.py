@@ -728,10 +728,11 @@ async def run_bench(
     seconds: float,
     resolution: str = "720p",
     baseline_calls: int | None = None,
-    progress: TextIO = sys.stderr,
+    progress: TextIO | None = None,
     tap: str = "demand",
 ) -> dict[str, Any]:
     """Measure the gateway and the baseline; returns the report as plain data."""
+    progress = progress or sys.stderr
     print(f"encoding the {resolution} test pattern", file=progress, flush=True)
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, resolution)

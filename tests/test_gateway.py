@@ -292,3 +292,14 @@ async def test_frame_tap_asks_for_keyframe_when_run_is_too_long(monkeypatch) -> 
     tap.want()
     assert requests == [1] and tap.count == 0
     tap.detach()
+
+
+def test_default_max_calls_follows_cpus_and_one_loop(monkeypatch) -> None:
+    from media.admission import default_max_calls
+
+    monkeypatch.delenv("IDENTDESK_MAX_CALLS", raising=False)
+    assert default_max_calls(cpu_count=1) == 7
+    assert default_max_calls(cpu_count=2) == 8  # one event loop's share
+    assert default_max_calls(cpu_count=64) == 8
+    monkeypatch.setenv("IDENTDESK_MAX_CALLS", "3")
+    assert default_max_calls(cpu_count=2) == 3
