@@ -1,17 +1,18 @@
 """Issuer and nationality codes of ICAO Doc 9303 Part 3, and the reader's doubt.
 
 No check digit covers the document type, the issuing state, the nationality,
-the sex or the names: an OCR slip there passes every check. The reader uses the
-code table to pick between the classifier's alternatives in the two code fields,
-and `uncertain_fields` names the uncovered fields it cannot vouch for, so that
-such a reading is not reported valid.
+the sex or the names: an OCR slip there passes every check, and so does a swap
+between characters whose values differ by a multiple of 10 in a checked field.
+The reader uses the code table to pick between the classifier's alternatives
+in the two code fields, and `uncertain_fields` names the fields it cannot vouch
+for, so that such a reading is not reported valid.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from media.mrz import ALPHABET, FILLER, field_spans
+from media.mrz import ALPHABET, FILLER, char_value, field_spans
 
 # ISO 3166-1 alpha-3, which Doc 9303 Part 3 takes for states and territories.
 ISO_3166 = frozenset(
@@ -52,7 +53,23 @@ CODE_FIELDS = ("issuing_state", "nationality")
 CODE_SURE = 0.98  # share of the table's likelihood that makes a code sure
 SUBSTITUTE = 0.02  # a known code at least this likely as the read is taken
 
+BLIND_FIELDS = (
+    "document_number",
+    "optional_data",
+    "optional_data_1",
+    "optional_data_2",
+)
+
 _ALL = list(range(len(ALPHABET)))
+# for each character, the others with the same check-digit value modulo 10
+_TWINS = [
+    [
+        j
+        for j, b in enumerate(ALPHABET)
+        if b != a and char_value(b) % 10 == char_value(a) % 10
+    ]
+    for a in ALPHABET
+]
 _LETTERS = [ALPHABET.index(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ<"]
 FIELD_CHARSETS = {
     "document_type": _LETTERS,
@@ -160,4 +177,30 @@ def uncertain_fields(
         lowest = min(lowest, min(p))
         if min(p) < SURE:
             doubtful.append(name)
+    doubtful.extend(check_blind_fields(fmt, lines, probs))
     return doubtful, lowest
+
+
+def check_blind_fields(fmt: str, lines: list[str], probs: np.ndarray) -> list[str]:
+    """Checked letter-and-digit fields where a likely alternative escapes the check.
+
+    A check digit sums character values with weights 7, 3, 1 modulo 10, so a
+    character swapped for one whose value differs by a multiple of 10 (G/6,
+    S/8, Z/5, P/F, U/0) leaves it unchanged: such a doubt needs the reader's
+    confidence, as an uncovered field does.
+    """
+    count = len(lines[0])
+    spans = field_spans(fmt)
+    blind = []
+    for name in BLIND_FIELDS:
+        if name not in spans or name in uncovered_fields(fmt):
+            continue
+        row, start, end = spans[name]
+        for col in range(start, end):
+            c = lines[row][col]
+            p = probs[row * count + col]
+            twins = _TWINS[ALPHABET.index(c)]
+            if twins and float(p[twins].max()) >= 1 - SURE:
+                blind.append(name)
+                break
+    return blind

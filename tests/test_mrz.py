@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from media.mrz import ALPHABET, char_value, check_digit, detect_format, parse_mrz
-from media.mrz_codes import choose_codes, code_posterior, known_code, uncertain_fields
+from media.mrz_codes import (
+    check_blind_fields,
+    choose_codes,
+    code_posterior,
+    known_code,
+    uncertain_fields,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TODAY = dt.date(2026, 1, 15)
@@ -290,3 +296,12 @@ def test_uncertain_fields_low_glyph_in_name():
     doubtful, lowest = uncertain_fields("TD3", TD3, probs, [])
     assert doubtful == ["name"]
     assert lowest < 0.6
+
+
+def test_check_blind_fields_j_for_9_in_number():
+    # J (19) and 9 share a check value modulo 10: the check digit cannot tell;
+    # Z (35) for 2 would change it
+    probs = _probs("".join(TD3), {44 + 5: {"2": 0.7, "Z": 0.3}})
+    assert check_blind_fields("TD3", TD3, probs) == []
+    probs = _probs("".join(TD3), {44 + 2: {"9": 0.7, "J": 0.3}})
+    assert check_blind_fields("TD3", TD3, probs) == ["document_number"]
