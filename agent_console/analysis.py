@@ -17,7 +17,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import av
@@ -26,7 +25,7 @@ import numpy as np
 
 from media.document import Detection, detect_document, rectify
 from media.faces import find_faces, portrait_face
-from media.hologram import check_hologram, random_torch_pattern
+from media.hologram import HologramResult, check_hologram, random_torch_pattern
 from media.mrz_reader import read_mrz
 from media.quality import HINTS, Quality, assess
 
@@ -37,7 +36,10 @@ ANALYSIS_KINDS = ("rectified", "portrait", "live_face", "hologram", "analysis")
 
 HINT_INTERVAL = 0.5  # seconds between live quality analyses of one call
 CHALLENGE_SECONDS = 4.0  # length of the random torch pattern
-CHALLENGE_TAIL = 0.3  # frames kept after the last step, so the last state counts
+CHALLENGE_TAIL = 0.6  # frames kept after the last step: the last state and the lag
+MAX_LAG = 0.6  # camera-to-server delay of the video searched for (seconds)
+LAG_STEP = 0.02
+MIN_LAG_CORR = 0.3  # weaker brightness-to-torch correlation measures no delay
 CHALLENGE_FPS = 10.0  # frames kept per second for the hologram check
 CHALLENGE_WIDTH = 640  # kept frames are scaled to this width (detection works at 640)
 ACK_TIMEOUT = 1.5  # a torch step the phone has not confirmed by then fails the check
@@ -217,6 +219,53 @@ def small_bgr(frame: av.VideoFrame, width: int = CHALLENGE_WIDTH) -> np.ndarray:
     return frame.to_ndarray(width=width, height=height, format="bgr24")
 
 
+def centre_brightness(image: np.ndarray) -> float:
+    """Mean grey level of the middle half of a frame, where the card is held."""
+    h, w = image.shape[:2]
+    return float(image[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].mean())
+
+
+def _lit(times: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:
+    return np.array([any(a <= t < b for a, b in intervals) for t in times])
+
+
+def estimate_lag(
+    times: list[float], brightness: list[float], lit: list[tuple[float, float]]
+) -> float:
+    """The delay between the phone's torch acknowledgements and the frames that
+    show the light, as seen at the server (encoding, network, decoding: 0.05 to
+    0.5 s). The lag at which the frames' brightness follows the pattern best; the
+    middle of the best run when sparse frames leave a plateau. A replayed video
+    with its own pattern follows at no lag, and the check still finds it out."""
+    t = np.asarray(times, np.float64)
+    b = np.asarray(brightness, np.float64)
+    lags = np.arange(0.0, MAX_LAG + 1e-9, LAG_STEP)
+    scores = np.full(len(lags), -np.inf)
+    for i, lag in enumerate(lags):
+        on = _lit(t, [(x + lag, y + lag) for x, y in lit]).astype(np.float64)
+        if on.min() == on.max():
+            continue
+        bm, om = b - b.mean(), on - on.mean()
+        scores[i] = (bm * om).sum() / (np.sqrt((bm**2).sum() * (om**2).sum()) + 1e-9)
+    if not np.isfinite(scores).any() or scores.max() < MIN_LAG_CORR:
+        return 0.0  # nothing follows the torch: no delay to measure
+    best = np.flatnonzero(scores >= scores.max() - 1e-6)
+    # the longest run of neighbouring best lags, and its middle
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    run = max(runs, key=len)
+    return float(lags[run[len(run) // 2]])
+
+
+def judge_frames(
+    frames: list[np.ndarray], times: list[float], lit: list[tuple[float, float]]
+) -> tuple[HologramResult, float]:
+    """The hologram check on frames timed by their arrival, with the torch
+    intervals moved by the measured video delay; returns the result and delay."""
+    lag = estimate_lag(times, [centre_brightness(f) for f in frames], lit)
+    shifted = [(a + lag, b + lag) for a, b in lit]
+    return check_hologram(frames, times, shifted), lag
+
+
 def _summary(data: dict[str, Any]) -> str:
     """A case-log line about an analysis: outcomes only, no personal data."""
     doc = data["document"]
@@ -270,6 +319,7 @@ class CallAnalysis:
         self._live: asyncio.Task[None] | None = None
         self._snapshots: set[asyncio.Task[None]] = set()
         self._phone_hints: list[str] | None = None
+        self._last_hints: list[str] = []
 
     def url(self, evidence_id: str) -> str:
         return f"/agent/api/cases/{self.case_id}/evidence/{evidence_id}"
@@ -348,9 +398,11 @@ class CallAnalysis:
                 "texts": _hint_texts(q.hints),
             }
         )
-        # the phone hears about the document only while one is in view: the user
-        # may be showing their face on the agent's request
-        hints = q.hints if q.found else []
+        # the phone hears about the document only while one is in view (the user
+        # may be showing their face on the agent's request), and only hints seen
+        # in two analyses running, so that one odd frame does not flicker there
+        hints = [h for h in q.hints if h in self._last_hints] if q.found else []
+        self._last_hints = q.hints
         if hints != self._phone_hints and self.call.phone is not None:
             self._phone_hints = hints
             await self.call.phone.send(
@@ -575,13 +627,14 @@ class CallAnalysis:
         pattern: list[tuple[float, float]],
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(
-            _pool, partial(check_hologram, frames, times, lit)
+        result, lag = await loop.run_in_executor(
+            _pool, judge_frames, frames, times, lit
         )
         body = result.to_json()
         body["variant"] = "torch"
         body["pattern"] = [list(iv) for iv in pattern]
-        body["lit"] = [[round(a, 3), round(b, 3)] for a, b in lit]
+        body["lit"] = [[round(a + lag, 3), round(b + lag, 3)] for a, b in lit]
+        body["lag_s"] = round(lag, 3)
         body["frames"] = len(frames)
         body["overlay_url"] = None
         if result.overlay is not None:

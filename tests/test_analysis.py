@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
-from agent_console.analysis import compare_identity, mrz_name
+from agent_console.analysis import compare_identity, estimate_lag, mrz_name
 from identdesk.clients import (
     AgentClient,
     PhoneClient,
@@ -127,6 +127,19 @@ def test_compare_identity_match_truncation_and_mismatch() -> None:
     got = compare_identity({**fields, "surname": "MUSTERFRAU"}, identity)
     assert got["surname"] == "mismatch" and got["all"] is False
     assert compare_identity(None, identity)["surname"] == "missing"
+
+
+def test_estimate_lag_finds_the_video_delay() -> None:
+    lit = [(0.5, 1.2), (2.0, 2.6), (3.1, 3.9)]
+    times = [i / 9 for i in range(40)]
+    for delay in (0.0, 0.25, 0.45):
+        brightness = [
+            180.0 if any(a + delay <= t < b + delay for a, b in lit) else 150.0
+            for t in times
+        ]
+        assert abs(estimate_lag(times, brightness, lit) - delay) <= 0.07, delay
+    # no response at all: no delay is made up
+    assert estimate_lag(times, [150.0] * len(times), lit) == 0.0
 
 
 async def test_analysis_live_hints_snapshot_and_genuine_hologram(
