@@ -21,6 +21,8 @@ from typing import Any
 import av
 import numpy as np
 
+from media.passthrough import enlarge_receive_buffers
+
 logger = logging.getLogger(__name__)
 
 RESOLUTIONS = {"360p": (640, 360), "720p": (1280, 720), "1080p": (1920, 1080)}
@@ -420,6 +422,9 @@ class _Phones:
             if transceiver.kind == "video":
                 transceiver.setCodecPreferences(vp8)
         await pc.setLocalDescription(await pc.createOffer())
+        # a browser's sockets buffer more than the kernel default; without this a
+        # starved client process loses packets the server sent in time
+        enlarge_receive_buffers(pc)
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
     async def answer(self, call: int, answer: dict[str, str]) -> None:
@@ -478,6 +483,9 @@ class _Agents:
         pc.addTransceiver("audio", direction="recvonly")
         pc.addTransceiver("video", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
+        # a browser's sockets buffer more than the kernel default; without this a
+        # starved client process loses packets the server sent in time
+        enlarge_receive_buffers(pc)
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
     async def answer(self, call: int, answer: dict[str, str]) -> None:
