@@ -142,6 +142,7 @@ def live_quality(
 ) -> tuple[Quality, tuple[int, int]]:
     """Quality of the latest frame; motion is per frame even when the previous
     analysed frame lies `frames_between` frames back."""
+    started = time.perf_counter()
     image = frame.to_ndarray(format="bgr24")
     det = detect_document(image)
     if det is not None and previous is not None and frames_between > 1:
@@ -150,6 +151,7 @@ def live_quality(
         step = (previous.corners - det.corners) / frames_between
         previous = Detection(det.corners + step, det.kind, det.score, det.visible)
     q = assess(image, previous, det) if det is not None else assess(image)
+    q.ms = (time.perf_counter() - started) * 1000  # conversion and detection too
     return q, (image.shape[1], image.shape[0])
 
 
@@ -382,6 +384,13 @@ class CallAnalysis:
                         logger.exception("case %s x live analysis failed", self.case_id)
                     else:
                         previous = q.detection
+                        logger.debug(
+                            "case %s - live quality %s over %d frames: %.0f ms",
+                            self.case_id,
+                            q.hints,
+                            between,
+                            q.ms,
+                        )
                         await self._send_quality(q, size)
             await asyncio.sleep(max(0.05, started + HINT_INTERVAL - loop.time()))
 

@@ -212,7 +212,18 @@ async def test_analysis_torch_challenge_flat_copy_not_genuine(server: Server) ->
     try:
         mark = agent.log.mark()
         await agent.send({"type": "torch_challenge"})
-        holo = await agent.log.expect("hologram", timeout=60, since=mark)
+        await agent.log.expect("hologram_started", since=mark)
+
+        # while the pattern runs, the torch belongs to it alone
+        busy = await agent.request({"type": "torch", "on": True}, "error")
+        assert busy["error"] == {
+            "code": "challenge_running",
+            "message": "the torch challenge is switching the torch",
+        }
+        again = await agent.request({"type": "torch_challenge"}, "error")
+        assert again["error"]["message"] == "a torch challenge is already running"
+
+        holo = await agent.log.expect("hologram", timeout=60)
         assert holo["verdict"] == "suspect", holo
         assert holo["score"] < 0.5
     finally:
