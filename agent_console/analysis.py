@@ -322,6 +322,9 @@ class CallAnalysis:
         self._snapshots: set[asyncio.Task[None]] = set()
         self._phone_hints: list[str] | None = None
         self._last_hints: list[str] = []
+        self._live_frame: av.VideoFrame | None = None
+        self._live_count = 0
+        self._live_detection: Detection | None = None
 
     def url(self, evidence_id: str) -> str:
         return f"/agent/api/cases/{self.case_id}/evidence/{evidence_id}"
@@ -363,36 +366,39 @@ class CallAnalysis:
     # live hints
 
     async def _live_loop(self) -> None:
-        tap = self.call.gateway.tap
         loop = asyncio.get_running_loop()
-        last: av.VideoFrame | None = None
-        last_count = 0
-        previous: Detection | None = None
         while True:
             started = loop.time()
             if not self.paused:
-                tap.want()
-                frame = tap.frame
-                if frame is not None and frame is not last:
-                    between = max(1, tap.count - last_count) if last else 1
-                    last, last_count = frame, tap.count
-                    try:
-                        q, size = await loop.run_in_executor(
-                            _pool, live_quality, frame, previous, between
-                        )
-                    except Exception:
-                        logger.exception("case %s x live analysis failed", self.case_id)
-                    else:
-                        previous = q.detection
-                        logger.debug(
-                            "case %s - live quality %s over %d frames: %.0f ms",
-                            self.case_id,
-                            q.hints,
-                            between,
-                            q.ms,
-                        )
-                        await self._send_quality(q, size)
+                await self._live_once()
             await asyncio.sleep(max(0.05, started + HINT_INTERVAL - loop.time()))
+
+    async def _live_once(self) -> None:
+        """Analyse the tap's latest frame unless it was analysed already."""
+        tap = self.call.gateway.tap
+        tap.want()
+        frame = tap.frame
+        if frame is None or frame is self._live_frame:
+            return
+        between = max(1, tap.count - self._live_count) if self._live_frame else 1
+        self._live_frame, self._live_count = frame, tap.count
+        loop = asyncio.get_running_loop()
+        try:
+            q, size = await loop.run_in_executor(
+                _pool, live_quality, frame, self._live_detection, between
+            )
+        except Exception:
+            logger.exception("case %s x live analysis failed", self.case_id)
+            return
+        self._live_detection = q.detection
+        logger.debug(
+            "case %s - live quality %s over %d frames: %.0f ms",
+            self.case_id,
+            q.hints,
+            between,
+            q.ms,
+        )
+        await self._send_quality(q, size)
 
     async def _send_quality(self, q: Quality, size: tuple[int, int]) -> None:
         det = q.detection

@@ -22,6 +22,7 @@ from tests.browser_support import (  # noqa: F401 (fixtures)
     chromium,
     consented_tan,
     desk_page,
+    phone_page,
     shots,
     wait_frames,
 )
@@ -120,3 +121,29 @@ async def test_browser_analysis_outline_snapshot_and_hologram(
         await shots(agent, "hologram-result")
     finally:
         await phone.close()
+
+
+async def test_browser_analysis_phone_shows_hints_in_its_language(
+    chromium: Any, server: Server, shots: Shots
+) -> None:
+    page = await phone_page(chromium)
+    await page.goto(f"{server.base}/phone/")
+    await page.wait_for_selector("#step-tan:not([hidden])")
+    message = {
+        "type": "hints",
+        "hints": ["move_closer", "glare"],
+        "texts": {
+            "de": ["näher herangehen", "Ausweis kippen"],
+            "en": ["move closer", "tilt to remove the reflection"],
+        },
+    }
+    await page.evaluate("m => { show('step-call'); onMessage(m); }", message)
+    assert await page.text_content("#doc-hints .main") == "näher herangehen"
+    assert await page.text_content("#doc-hints .more") == "Ausweis kippen"
+    await shots(page, "phone-hints")
+    await page.evaluate("I18N.set('en')")
+    assert await page.text_content("#doc-hints .main") == "move closer"
+    await page.evaluate(
+        "m => onMessage(m)", {"type": "hints", "hints": [], "texts": {}}
+    )
+    assert await page.is_hidden("#doc-hints")
