@@ -43,6 +43,8 @@ MIN_LAG_CORR = 0.3  # weaker brightness-to-torch correlation measures no delay
 CHALLENGE_FPS = 10.0  # frames kept per second for the hologram check
 CHALLENGE_WIDTH = 640  # kept frames are scaled to this width (detection works at 640)
 ACK_TIMEOUT = 1.5  # a torch step the phone has not confirmed by then fails the check
+TILT_SECONDS = 4.0  # frames collected while the user tilts the card
+TILT_VIEW = (320, 202)  # one rectified view in the tilt strip
 SNAPSHOT_WAIT = 15.0  # a decision waits this long for running snapshot analyses
 
 _pool = ThreadPoolExecutor(
@@ -268,6 +270,21 @@ def judge_frames(
     return check_hologram(frames, times, shifted), lag
 
 
+def tilt_strip(frames: list[np.ndarray], count: int = 6) -> np.ndarray | None:
+    """Rectified views of the document from evenly spread frames, three a row."""
+    views = []
+    for k in np.linspace(0, len(frames) - 1, min(count, len(frames))).astype(int):
+        det = detect_document(frames[k])
+        if det is not None:
+            views.append(rectify(frames[k], det.corners, det.kind, TILT_VIEW))
+    if not views:
+        return None
+    while len(views) % 3:
+        views.append(np.zeros_like(views[0]))
+    rows = [np.hstack(views[i : i + 3]) for i in range(0, len(views), 3)]
+    return np.vstack(rows)
+
+
 def _summary(data: dict[str, Any]) -> str:
     """A case-log line about an analysis: outcomes only, no personal data."""
     doc = data["document"]
@@ -322,6 +339,7 @@ class CallAnalysis:
         self._snapshots: set[asyncio.Task[None]] = set()
         self._phone_hints: list[str] | None = None
         self._last_hints: list[str] = []
+        self._hinted: Any = None  # the phone connection the hints went to
         self._live_frame: av.VideoFrame | None = None
         self._live_count = 0
         self._live_detection: Detection | None = None
@@ -418,9 +436,13 @@ class CallAnalysis:
         # in two analyses running, so that one odd frame does not flicker there
         hints = [h for h in q.hints if h in self._last_hints] if q.found else []
         self._last_hints = q.hints
-        if hints != self._phone_hints and self.call.phone is not None:
-            self._phone_hints = hints
-            await self.call.phone.send(
+        phone = self.call.phone
+        # a phone that rejoined the call has an empty hint box
+        if phone is not None and (
+            hints != self._phone_hints or phone is not self._hinted
+        ):
+            self._phone_hints, self._hinted = hints, phone
+            await phone.send(
                 {"type": "hints", "hints": hints, "texts": _hint_texts(hints)}
             )
 
@@ -525,6 +547,8 @@ class CallAnalysis:
         await self.send_agent({"type": "hologram", **body})
 
     async def _tilt(self, why: str) -> dict[str, Any]:
+        """Without a torch: the user tilts the card; the agent gets a strip of
+        rectified frames from the tilt to judge the hologram by eye."""
         await self.svc.store.log(
             self.case_id, self.actor, "torch_challenge", f"tilt variant: {why}"
         )
@@ -532,12 +556,20 @@ class CallAnalysis:
             await self.call.phone.send(
                 {"type": "instruction", "key": "tilt_card", "text": ""}
             )
+        t0 = time.monotonic()
+        frames, _ = await self._collect(t0, t0 + TILT_SECONDS)
+        loop = asyncio.get_running_loop()
+        strip = await loop.run_in_executor(_pool, tilt_strip, frames)
         # TODO(media.hologram tilt analysis): judge torch-off tilt sequences too
-        return _inconclusive(
+        body = _inconclusive(
             f"{why}: the user was asked to tilt the card; judge the hologram "
-            "in the video by eye",
+            "in the strip of tilted views",
             variant="tilt",
         )
+        body["frames"] = len(frames)
+        if strip is not None:
+            body["overlay_url"] = self.url(await self._store_image("hologram", strip))
+        return body
 
     async def _step(self, index: int, on: bool) -> float:
         """Switch the phone's torch and wait for its acknowledgement; returns the

@@ -238,10 +238,12 @@ async def test_analysis_torch_challenge_without_torch_asks_to_tilt(
     try:
         mark = agent.log.mark()
         await agent.send({"type": "torch_challenge"})
-        holo = await agent.log.expect("hologram", timeout=20, since=mark)
+        holo = await agent.log.expect("hologram", timeout=30, since=mark)
         assert holo["verdict"] == "inconclusive"
         assert holo["variant"] == "tilt"
         assert holo["reason"].startswith("the phone reported no controllable torch")
+        strip = await _fetch_image(agent, holo["overlay_url"])
+        assert strip.shape == (2 * 202, 3 * 320, 3)
         instruction = await phone.log.expect("instruction", timeout=5)
         assert instruction["key"] in ("hold_still", "tilt_card")
         if instruction["key"] == "hold_still":
