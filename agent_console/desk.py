@@ -177,8 +177,14 @@ class Desk:
             )
         pattern = self.analysis.start_challenge()
         steps = 1 + 2 * len(pattern)
+        variant = "tilt" if call.torch.get("available") is False else "torch"
         await self.conn.send(
-            {"type": "hologram_started", "steps": steps, "seconds": pattern[-1][1]}
+            {
+                "type": "hologram_started",
+                "variant": variant,
+                "steps": steps,
+                "seconds": pattern[-1][1],
+            }
         )
 
     async def _stop_analysis(self) -> None:

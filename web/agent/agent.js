@@ -578,7 +578,8 @@ function renderHologram() {
   if (!h) { box.replaceChildren(); box.hidden = true; return; }
   box.hidden = false;
   if (h.running) {
-    box.replaceChildren(el("p", "running", t("holo.running", {s: Math.round(h.seconds + 1)})));
+    const key = h.variant === "tilt" ? "holo.running_tilt" : "holo.running";
+    box.replaceChildren(el("p", "running", t(key, {s: Math.round(h.seconds + 1)})));
     return;
   }
   const head = el("div", "row");
@@ -590,9 +591,10 @@ function renderHologram() {
   const parts = [head, el("p", "", t("holo.score", {score: Number(h.score).toFixed(2)})),
     el("p", "muted", h.reason)];
   if (h.overlay_url) {
+    const title = t(h.variant === "tilt" ? "holo.strip" : "holo.overlay");
     const img = el("img", "rectified");
-    img.src = h.overlay_url; img.alt = t("holo.overlay");
-    img.addEventListener("click", () => openImage(t("holo.overlay"), h.overlay_url));
+    img.src = h.overlay_url; img.alt = title;
+    img.addEventListener("click", () => openImage(title, h.overlay_url));
     parts.push(img);
   }
   if (h.intervals && h.intervals.length) {
