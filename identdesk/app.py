@@ -145,6 +145,7 @@ async def create_app(
             await asyncio.sleep(60)
 
     async def on_startup(app: web.Application) -> None:
+        await svc.evidence.close_interrupted()
         reset = await svc.store.reset_interrupted()
         if reset:
             logger.info("- %d interrupted calls put back to consented", reset)

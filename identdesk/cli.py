@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 # not present yet (a feature still being built) is skipped.
 COMMAND_MODULES = (
     "identdesk.cli_serve",
+    "identdesk.cli_export",
     "identdesk.cli_qa",
     "identdesk.cli_mrz",
     "identdesk.cli_doc",
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
+    # everything identdesk writes (data, keys, outbox, exports) is for its owner only
+    os.umask(0o077)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if handler is None:
         parser.print_help()

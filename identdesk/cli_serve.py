@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import logging
+import signal
 import ssl
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from identdesk.app import build_services, create_app
-from media.remux import remux
 from signaling.certs import ensure_certificates, lan_addresses
 from signaling.config import Settings
 from signaling.errors import ApiError
@@ -44,22 +42,6 @@ def register(commands: Any) -> None:
     padd.add_argument("name")
     padd.add_argument("--data-dir", type=Path)
     padd.set_defaults(func=cmd_partner_add)
-
-    rec = commands.group("recording", "work with call recordings")
-    export = rec.add_parser("export", help="decrypt a case's recording to a .mkv file")
-    export.add_argument("case_id")
-    export.add_argument("output", type=Path)
-    export.add_argument("--data-dir", type=Path)
-    export.set_defaults(func=cmd_recording_export)
-
-    evidence = commands.group("evidence", "work with a case's evidence")
-    dump = evidence.add_parser(
-        "export", help="decrypt all of a case's evidence (snapshots, recording) to DIR"
-    )
-    dump.add_argument("case_id")
-    dump.add_argument("directory", type=Path)
-    dump.add_argument("--data-dir", type=Path)
-    dump.set_defaults(func=cmd_evidence_export)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -104,83 +86,6 @@ def cmd_partner_add(args: argparse.Namespace) -> int:
         finally:
             await svc.engine.dispose()
         print(f"partner {args.name} ({partner_id}) added; API key (shown once): {key}")
-        return 0
-
-    return asyncio.run(run())
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over decrypted chunks, so libav can demux the recording."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
-            self._buffer = next(self._chunks, b"")
-            if not self._buffer:
-                return 0
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
-
-
-def cmd_recording_export(args: argparse.Namespace) -> int:
-    async def run() -> int:
-        svc = await build_services(settings_from(args))
-        try:
-            rows = [
-                r
-                for r in await svc.evidence.list(args.case_id)
-                if r.kind == "recording"
-            ]
-            if not rows:
-                print(f"error: case {args.case_id} has no recording", file=sys.stderr)
-                return 1
-            figures = remux(
-                _ChunkReader(svc.evidence.iter_plain(rows[-1])), args.output
-            )
-        finally:
-            await svc.engine.dispose()
-        print(
-            f"recording of case {args.case_id} written to {args.output}: "
-            f"{figures['seconds']:.1f} s, {figures['video']} video and "
-            f"{figures['audio']} audio packets"
-        )
-        return 0
-
-    return asyncio.run(run())
-
-
-EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "video/x-matroska": ".mkv"}
-
-
-def cmd_evidence_export(args: argparse.Namespace) -> int:
-    async def run() -> int:
-        svc = await build_services(settings_from(args))
-        try:
-            rows = await svc.evidence.list(args.case_id)
-            if not rows:
-                print(f"error: case {args.case_id} has no evidence", file=sys.stderr)
-                return 1
-            args.directory.mkdir(parents=True, exist_ok=True)
-            for i, row in enumerate(rows, 1):
-                ext = EXTENSIONS.get(row.media_type, ".bin")
-                path = args.directory / f"{i:02d}-{row.kind}{ext}"
-                with open(path, "wb") as out:
-                    for chunk in svc.evidence.iter_plain(row):
-                        out.write(chunk)
-                size = (
-                    f"{row.width}x{row.height}" if row.width else f"{row.bytes} bytes"
-                )
-                print(f"{path}  {row.kind} {size}")
-        finally:
-            await svc.engine.dispose()
         return 0
 
     return asyncio.run(run())
@@ -244,10 +149,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await site.start()
         for line in notes + banner(settings, ca):
             print(line, flush=True)
+
+        # SIGTERM and Ctrl-C end live calls cleanly: recordings are closed, phones
+        # told, the database left consistent
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
+            logger.info("- shutting down: %d live calls are closed", len(svc.hub.calls))
         finally:
             await runner.cleanup()
+        logger.info("- stopped")
 
     try:
         asyncio.run(run())

@@ -259,8 +259,16 @@ class CallHub:
             await self.broadcast_queue()
 
     async def close_all(self) -> None:
+        """Server shutdown: end calls (closing recordings) and tell every client."""
+        notice = {"type": "service_interrupted"}
         for case_id in list(self.calls):
+            call = self.calls[case_id]
+            await call.agent.send(notice)
+            if call.phone is not None:
+                await call.phone.send(notice)
             await self.end_call(case_id, requeue=False)
+        for conn in list(self.phones.values()):
+            await conn.send(notice)
 
     # helpers
 

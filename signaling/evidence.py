@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from signaling import db
 from signaling.cases import CaseStore
 from signaling.errors import ApiError
-from signaling.vault import EncryptedWriter, Vault
+from signaling.vault import EncryptedWriter, StreamReader, Vault
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,36 @@ class EvidenceStore:
         return self.vault.iter_file(
             self.root / row.path, self._context(row.case_id, row.id)
         )
+
+    def salvage(self, row: sa.Row) -> StreamReader:
+        """A reader for a stream that may have been cut off by a crash."""
+        return self.vault.salvage(
+            self.root / row.path, self._context(row.case_id, row.id)
+        )
+
+    async def close_interrupted(self) -> int:
+        """After a crash: mark recordings that were never finished, with their size."""
+        async with self.store.engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(db.evidence).where(db.evidence.c.completed_at.is_(None))
+                )
+            ).all()
+            for row in rows:
+                path = self.root / row.path
+                size = path.stat().st_size if path.exists() else 0
+                await conn.execute(
+                    db.evidence.update()
+                    .where(db.evidence.c.id == row.id)
+                    .values(bytes=size, completed_at=db.utcnow_iso(self.store.now()))
+                )
+                logger.warning(
+                    "case %s x recording %s was cut off by a restart (%d bytes kept)",
+                    row.case_id,
+                    row.id,
+                    size,
+                )
+        return len(rows)
 
 
 async def delete_evidence(

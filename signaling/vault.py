@@ -11,6 +11,7 @@ import base64
 import os
 import secrets
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +25,7 @@ RECORD_MAGIC = b"IDR1"
 STREAM_MAGIC = b"IDS1"
 CHUNK = 64 * 1024
 NONCE_PREFIX = 7  # bytes; + 4-byte counter + 1-byte last-chunk flag = 96-bit nonce
+FLUSH_SECONDS = 1.0
 
 
 class VaultError(Exception):
@@ -90,34 +92,83 @@ class Vault:
 
     def iter_file(self, path: Path, context: str) -> Iterator[bytes]:
         """Decrypted chunks of a file; raises VaultError on tampering or truncation."""
-        with open(path, "rb") as src:
+        return iter(StreamReader(self._files, path, context))
+
+    def salvage(self, path: Path, context: str) -> StreamReader:
+        """A reader that also accepts a stream cut off by a crash; see `truncated`."""
+        return StreamReader(self._files, path, context, allow_truncated=True)
+
+
+class StreamReader:
+    """Decrypts an encrypted stream chunk by chunk.
+
+    With `allow_truncated`, a stream whose writer died (no last-chunk flag, or a
+    partly written final chunk) yields every complete chunk and sets `truncated`;
+    a chunk that fails to authenticate anywhere else still raises VaultError.
+    """
+
+    def __init__(
+        self, aead: AESGCM, path: Path, context: str, allow_truncated: bool = False
+    ) -> None:
+        self._aead = aead
+        self.path = path
+        self._context = context
+        self._allow_truncated = allow_truncated
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as src:
             header = src.read(4 + NONCE_PREFIX)
             if len(header) != 4 + NONCE_PREFIX or not header.startswith(STREAM_MAGIC):
-                raise VaultError(f"{path.name} is not an identdesk encrypted file")
+                raise VaultError(f"{self.path.name} is not an identdesk encrypted file")
             prefix = header[4:]
-            aad = header + context.encode()
+            aad = header + self._context.encode()
             counter = 0
-            chunk = src.read(CHUNK + 16)
             while True:
-                following = src.read(CHUNK + 16)
-                last = not following
-                nonce = prefix + struct.pack(">IB", counter, 1 if last else 0)
-                try:
-                    yield self._files.decrypt(nonce, chunk, aad)
-                except InvalidTag as exc:
-                    raise VaultError(
-                        f"{path.name} chunk {counter} does not authenticate"
-                    ) from exc
+                sealed = self._next(src, counter)
+                if sealed is None:
+                    return
+                plain, last = self._open(prefix, counter, sealed, aad)
+                if last and src.read(1):
+                    raise VaultError(f"{self.path.name} has data after its last chunk")
+                yield plain
                 if last:
                     return
-                chunk = following
                 counter += 1
+
+    def _next(self, src: BinaryIO, counter: int) -> bytes | None:
+        """The next sealed chunk, or None where a dead writer left off."""
+        size_field = src.read(4)
+        if len(size_field) == 4:
+            (size,) = struct.unpack(">I", size_field)
+            if size > CHUNK + 16:
+                raise VaultError(f"{self.path.name} chunk {counter} has a bad length")
+            sealed = src.read(size)
+            if len(sealed) == size:
+                return sealed
+        if not self._allow_truncated:
+            raise VaultError(f"{self.path.name} is cut off after chunk {counter - 1}")
+        self.truncated = True
+        return None
+
+    def _open(
+        self, prefix: bytes, counter: int, sealed: bytes, aad: bytes
+    ) -> tuple[bytes, bool]:
+        for last in (False, True):
+            nonce = prefix + struct.pack(">IB", counter, int(last))
+            try:
+                return self._aead.decrypt(nonce, sealed, aad), last
+            except InvalidTag:
+                continue
+        raise VaultError(f"{self.path.name} chunk {counter} does not authenticate")
 
 
 class EncryptedWriter:
     """A write-only, non-seekable file that encrypts as it goes (STREAM construction).
 
-    The last chunk carries a flag in its nonce, so a truncated file is detected.
+    Each chunk is stored as its length and its sealed bytes; the last chunk carries
+    a flag in its nonce, so a truncated file is detected. Chunks go out when full
+    or after FLUSH_SECONDS, so a crash loses at most that much of a recording.
     """
 
     def __init__(self, path: Path, aead: AESGCM, context: str) -> None:
@@ -127,10 +178,12 @@ class EncryptedWriter:
         self._prefix = secrets.token_bytes(NONCE_PREFIX)
         header = STREAM_MAGIC + self._prefix
         self._aad = header + context.encode()
-        self._out: BinaryIO = open(path, "wb")  # noqa: SIM115
+        # unbuffered: each sealed chunk reaches the kernel at once
+        self._out: BinaryIO = open(path, "wb", buffering=0)  # noqa: SIM115
         self._out.write(header)
         self._buffer = bytearray()
         self._counter = 0
+        self._emitted_at = time.monotonic()
         self.closed = False
         self.plaintext_bytes = 0
 
@@ -151,16 +204,20 @@ class EncryptedWriter:
             raise ValueError("write to a closed encrypted file")
         self._buffer += data
         self.plaintext_bytes += len(data)
-        # keep one full chunk back: only close() knows which chunk is the last
-        while len(self._buffer) > CHUNK:
+        while len(self._buffer) >= CHUNK:
             self._emit(bytes(self._buffer[:CHUNK]), last=False)
             del self._buffer[:CHUNK]
+        if self._buffer and time.monotonic() - self._emitted_at > FLUSH_SECONDS:
+            self._emit(bytes(self._buffer), last=False)
+            self._buffer.clear()
         return len(data)
 
     def _emit(self, chunk: bytes, last: bool) -> None:
         nonce = self._prefix + struct.pack(">IB", self._counter, 1 if last else 0)
-        self._out.write(self._aead.encrypt(nonce, chunk, self._aad))
+        sealed = self._aead.encrypt(nonce, chunk, self._aad)
+        self._out.write(struct.pack(">I", len(sealed)) + sealed)
         self._counter += 1
+        self._emitted_at = time.monotonic()
 
     def flush(self) -> None:
         self._out.flush()

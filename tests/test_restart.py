@@ -1,0 +1,176 @@
+"""A server stopped or killed during a call loses nothing that was saved."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import av
+import pytest
+from aiortc import AudioStreamTrack
+
+from identdesk.clients import (
+    AgentClient,
+    PhoneClient,
+    activate_and_consent,
+    create_case,
+)
+from tests.conftest import free_port
+from tests.media_fixtures import SceneTrack
+
+
+class ServeProcess:
+    """`identdesk serve` as a real child process, plain HTTP on loopback."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "IDENTDESK_SERVICE_HOURS": "always"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "identdesk.cli",
+                "serve",
+                "--no-tls",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 60
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if "identdesk is running" in line:
+                return
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError("server did not start:\n" + "".join(self.output))
+
+    def secret(self, pattern: str) -> str:
+        found = re.search(pattern, "".join(self.output))
+        assert found, "".join(self.output)
+        return found.group(1)
+
+    def stop(self, signum: int) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        self.proc.send_signal(signum)
+        rest, _ = self.proc.communicate(timeout=60)
+        self.output.append(rest)
+        return rest
+
+
+def export(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "identdesk.cli", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def _call_then(
+    server: ServeProcess, signum: int, tmp_path: Path
+) -> tuple[str, str]:
+    """Run a call, stop the server with `signum`; returns case id and TAN."""
+    key = server.secret(r"API key (idk_\S+)")
+    password = server.secret(r"password (\S+)")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        case = await create_case(http, server.base, key)
+        consent = await activate_and_consent(http, case["activation_url"])
+        phone = PhoneClient(
+            http, server.base, tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()]
+        )
+        agent = AgentClient(http, server.base)
+        try:
+            await phone.join(consent["tan"])
+            await agent.login("admin", password)
+            await agent.take_case()
+            await agent.connect_media()
+            await agent.wait_frames(30, timeout=30)
+            await agent.capture("front")
+            await asyncio.get_running_loop().run_in_executor(None, server.stop, signum)
+        finally:
+            await phone.close()
+            await agent.close()
+    return case["id"], consent["tan"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+async def test_server_stop_mid_call_keeps_recording_and_case(
+    tmp_path: Path, signum: int
+) -> None:
+    data = tmp_path / "data"
+    server = ServeProcess(data)
+    server.start()
+    case_id, tan = await _call_then(server, signum, tmp_path)
+
+    result = export(data, "evidence", "export", case_id, str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "front 320x240" in result.stdout
+    if signum == signal.SIGKILL:
+        assert "the recording was cut off" in result.stderr
+    else:
+        assert "cut off" not in result.stderr
+    recording = next((tmp_path / "out").glob("*-recording.mkv"))
+    with av.open(str(recording)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 20
+
+    # after a restart the case is open again for the same transaction number
+    again = ServeProcess(data)
+    again.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            phone = PhoneClient(http, again.base)
+            try:
+                joined = await phone.join(tan)
+                assert joined["case_id"] == case_id
+                assert (await phone.log.expect("queued"))["position"] == 1
+            finally:
+                await phone.close()
+    finally:
+        again.stop(signal.SIGTERM)
+    if signum == signal.SIGKILL:
+        # a graceful stop hangs up itself; after a kill the restart does it
+        assert "1 interrupted calls put back to consented" in "".join(again.output)
+
+
+def test_export_of_unknown_case_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = export(data, "evidence", "export", "no-such-case", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: no identdesk data in {data}"
+    assert not data.exists()
+    subprocess.run(
+        [sys.executable, "-m", "identdesk.cli", "partner", "add", "p"]
+        + ["--data-dir", str(data)],
+        check=True,
+        capture_output=True,
+    )
+    result = export(
+        data, "recording", "export", "no-such-case", str(tmp_path / "r.mkv")
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(f"error: no case no-such-case in {data}")
