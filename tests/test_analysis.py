@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
-from agent_console.analysis import compare_identity, estimate_lag, mrz_name
+from agent_console.analysis import (
+    ANALYSIS_KINDS,
+    compare_identity,
+    estimate_lag,
+    mrz_name,
+)
 from identdesk.clients import (
     AgentClient,
     PhoneClient,
@@ -193,6 +198,16 @@ async def test_analysis_live_hints_snapshot_and_genuine_hologram(
         assert len(phone.torch_log) == started["steps"]
         assert phone.torch_log[0] is False and phone.torch_on is False
         assert all(a != b for a, b in itertools.pairwise(phone.torch_log))
+
+        # images and figures are encrypted evidence of the derived kinds
+        rows = await server.svc.evidence.list(case_id)
+        kinds = {r.kind for r in rows}
+        assert {"rectified", "analysis", "hologram"} <= kinds
+        assert kinds <= {"front", "recording", *ANALYSIS_KINDS}
+        for row in rows:
+            if row.kind in ANALYSIS_KINDS:
+                raw = (server.svc.evidence.root / row.path).read_bytes()
+                assert b"MUSTERMANN" not in raw and not raw.startswith(b"\x89PNG")
 
         # every step is in the case log; no personal data in any log
         events = await server.svc.store.events(case_id)
