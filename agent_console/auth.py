@@ -37,9 +37,9 @@ async def current_agent(request: web.Request, csrf: bool = True) -> Agent:
         if request.headers.get(CSRF_HEADER) != session.get("csrf"):
             raise ApiError(403, "csrf", f"missing or wrong {CSRF_HEADER} header")
     agent = await services(request).accounts.get_agent(agent_id)
-    if agent is None:
+    if agent is None or session.get("epoch") != agent.session_epoch:
         session.invalidate()
-        raise ApiError(401, "not_logged_in", "this account no longer exists")
+        raise ApiError(401, "not_logged_in", "log in first")
     return agent
 
 
@@ -75,13 +75,15 @@ async def login(request: web.Request) -> web.Response:
     svc.login_limiter.succeed(client)
     session = await new_session(request)
     session["agent_id"] = agent.id
+    session["epoch"] = agent.session_epoch
     session["csrf"] = secrets.token_urlsafe(24)
     return web.json_response(_agent_json(agent, session["csrf"]))
 
 
 @routes.post("/agent/api/logout")
 async def logout(request: web.Request) -> web.Response:
-    await current_agent(request)
+    agent = await current_agent(request)
+    await services(request).accounts.end_sessions(agent.id)
     session = await get_session(request)
     session.invalidate()
     return web.json_response({"ok": True})

@@ -30,6 +30,7 @@ class Agent:
     id: int
     name: str
     role: str
+    session_epoch: int = 0
 
 
 def api_key_digest(key: str) -> str:
@@ -96,7 +97,7 @@ class Accounts:
                     sa.select(db.agents).where(db.agents.c.id == agent_id)
                 )
             ).first()
-        return Agent(row.id, row.name, row.role) if row else None
+        return Agent(row.id, row.name, row.role, row.session_epoch) if row else None
 
     async def login(self, name: str, password: str) -> Agent:
         """The agent, or 401/423; repeated failures lock the account for a while."""
@@ -129,7 +130,9 @@ class Accounts:
                     .where(db.agents.c.id == row.id)
                     .values(failed_logins=0 if locked else failed, locked_until=locked)
                 )
-            logger.warning("- failed login for agent %s (%d)", name, failed)
+            logger.warning("x failed login for agent %s (%d)", name, failed)
+            if locked:
+                logger.warning("x agent %s locked until %s", name, locked)
             raise ApiError(401, "login_failed", "name or password is wrong") from None
         async with self.engine.begin() as conn:
             values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
@@ -138,7 +141,16 @@ class Accounts:
             await conn.execute(
                 db.agents.update().where(db.agents.c.id == row.id).values(**values)
             )
-        return Agent(row.id, row.name, row.role)
+        return Agent(row.id, row.name, row.role, row.session_epoch)
+
+    async def end_sessions(self, agent_id: int) -> None:
+        """Log the agent out everywhere: older session cookies stop working."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                db.agents.update()
+                .where(db.agents.c.id == agent_id)
+                .values(session_epoch=db.agents.c.session_epoch + 1)
+            )
 
     async def add_partner(self, name: str) -> tuple[str, str]:
         """Create a partner; returns (partner id, API key shown once)."""

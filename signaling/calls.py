@@ -246,6 +246,8 @@ class CallHub:
             if case.state == State.IN_CALL:
                 phone = call.phone
                 if phone is not None and not phone.ws.closed:
+                    # the agent switched the torch on: switch it off for the wait
+                    await phone.send({"type": "torch", "on": False})
                     await self.store.transition(
                         case_id, State.WAITING, f"agent:{call.agent_id}", "agent left"
                     )
@@ -257,6 +259,20 @@ class CallHub:
                         case_id, State.CONSENTED, f"agent:{call.agent_id}", "agent left"
                     )
             await self.broadcast_queue()
+
+    async def withdraw(self, case_id: str) -> None:
+        """Consent withdrawn: end the call or leave the queue, and tell both sides."""
+        notice = {"type": "ended", "decision": "withdrawn"}
+        async with self._lock:
+            phone = self.queue.pop(case_id, None)
+        call = self.calls.get(case_id)
+        if call is not None:
+            phone = call.phone
+            await call.agent.send({"type": "case_withdrawn", "case_id": case_id})
+            await self.end_call(case_id, requeue=False)
+        if phone is not None:
+            await phone.send(notice)
+        await self.broadcast_queue()
 
     async def close_all(self) -> None:
         """Server shutdown: end calls (closing recordings) and tell every client."""

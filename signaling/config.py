@@ -94,6 +94,8 @@ class Settings:
     callback_timeout: float = 10.0
     callback_retries: int = 5
     stun_urls: tuple[str, ...] = ()
+    # https to public addresses only, unless a test or a local demo allows more
+    allow_insecure_callbacks: bool = False
     clock: Clock = system_clock
     create_admin: bool = True
 
@@ -119,6 +121,7 @@ class Settings:
             service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
             tan_ttl=timedelta(hours=float(_env("TAN_TTL_HOURS", "24"))),
             stun_urls=tuple(u for u in stun.split(",") if u),
+            allow_insecure_callbacks=_env("ALLOW_INSECURE_CALLBACKS", "0") == "1",
         )
 
     @property

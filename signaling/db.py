@@ -37,6 +37,7 @@ agents = sa.Table(
     sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
     sa.Column("locked_until", sa.String(40)),
     sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0"),
 )
 
 cases = sa.Table(
@@ -120,10 +121,23 @@ def _evidence_and_deliveries(conn: Connection) -> None:
     metadata.create_all(conn, tables=[evidence, deliveries])
 
 
+def _session_epoch(conn: Connection) -> None:
+    # bumped at logout: every session cookie issued before stops working
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("agents")}
+    if "session_epoch" in columns:  # created by migration 1 on a new database
+        return
+    conn.execute(
+        sa.text(
+            "ALTER TABLE agents ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"
+        )
+    )
+
+
 # Append only: a released migration is never edited, a new one is added.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "partners, agents, cases, case events", _initial),
     (2, "evidence and result deliveries", _evidence_and_deliveries),
+    (3, "agent session epoch for logout", _session_epoch),
 ]
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from agent_console.auth import current_agent
 from signaling.cases import State
 from signaling.errors import ApiError, bad_request, read_json
-from signaling.services import client_address, services
+from signaling.services import client_address, client_tag, services
 from signaling.user_path import hours_status
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,10 @@ async def tan_check(request: web.Request) -> web.Response:
     except ApiError as exc:
         if exc.code in ("tan_unknown", "tan_malformed"):
             svc.tan_limiter.fail(client)
-            logger.warning("phone %s x wrong transaction number (check)", client)
+            svc.metrics.tan_failures.inc()
+            logger.warning(
+                "phone %s x wrong transaction number (check)", client_tag(request)
+            )
         raise
     if case.state not in (State.CONSENTED, State.WAITING, State.IN_CALL):
         raise ApiError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from datetime import date
@@ -50,7 +51,35 @@ def _text(
     return value.strip()
 
 
-def parse_case_request(data: dict[str, Any]) -> dict[str, Any]:
+def check_callback_url(url: str, allow_insecure: bool) -> None:
+    """Results carry personal decisions: https to a public host only (no SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise bad_request(
+            f"callback_url {url[:80]!r} must be an http(s) URL", "invalid_field"
+        )
+    if allow_insecure:
+        return
+    if parts.scheme != "https":
+        raise bad_request(f"callback_url {url[:80]!r} must use https", "invalid_field")
+    host = parts.hostname
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            raise bad_request(
+                f"callback_url host {host!r} is not a public host", "invalid_field"
+            ) from None
+        return
+    if not address.is_global:
+        raise bad_request(
+            f"callback_url host {host!r} is not a public address", "invalid_field"
+        )
+
+
+def parse_case_request(
+    data: dict[str, Any], allow_insecure: bool = False
+) -> dict[str, Any]:
     identity = data.get("identity")
     if not isinstance(identity, dict):
         raise bad_request("field 'identity' must be an object", "invalid_field")
@@ -58,22 +87,22 @@ def parse_case_request(data: dict[str, Any]) -> dict[str, Any]:
     surname = _text(identity, "surname", 200)
     birth = _text(identity, "birth_date", 10)
     try:
-        date.fromisoformat(birth or "")
+        born = date.fromisoformat(birth or "")
     except ValueError:
         raise bad_request(
             f"identity.birth_date {birth!r} is not a date YYYY-MM-DD", "invalid_field"
         ) from None
+    if not date(1900, 1, 1) <= born <= date.today():
+        raise bad_request(
+            f"identity.birth_date {birth!r} is not a plausible birth date",
+            "invalid_field",
+        )
     email = _text(data, "email", 320)
     if not EMAIL.match(email or ""):
         raise bad_request("field 'email' is not an e-mail address", "invalid_field")
     callback = _text(data, "callback_url", 2000, required=False)
     if callback is not None:
-        parts = urlsplit(callback)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise bad_request(
-                f"callback_url {callback[:80]!r} must be an http(s) URL",
-                "invalid_field",
-            )
+        check_callback_url(callback, allow_insecure)
     locale = data.get("locale", "de")
     if locale not in ("de", "en"):
         raise bad_request(
@@ -91,8 +120,10 @@ def parse_case_request(data: dict[str, Any]) -> dict[str, Any]:
 @routes.post("/api/v1/cases")
 async def create_case(request: web.Request) -> web.Response:
     partner = await partner_id(request)
-    spec = parse_case_request(await read_json(request))
     svc = services(request)
+    spec = parse_case_request(
+        await read_json(request), svc.settings.allow_insecure_callbacks
+    )
     case, token = await svc.store.create(partner_id=partner, **spec)
     svc.metrics.cases_created.inc()
     link = f"{svc.base_url(request)}/a/{token}"
@@ -120,7 +151,6 @@ async def get_case(request: web.Request) -> web.Response:
 
 
 WITHDRAWABLE = ("identity", "snapshots", "recording")
-SNAPSHOTS = {"front", "back", "face", "other"}
 
 
 @routes.post("/api/v1/cases/{case_id}/withdrawal")
@@ -145,14 +175,14 @@ async def withdraw(request: web.Request) -> web.Response:
     if not isinstance(hold, bool):
         raise bad_request("legal_hold must be true or false", "invalid_field")
     whole = set(parts) == set(WITHDRAWABLE)
-    if whole and case.id in svc.hub.calls:
-        phone = svc.hub.calls[case.id].phone
-        await svc.hub.end_call(case.id, requeue=False)
-        if phone is not None:
-            await phone.send({"type": "ended", "decision": "withdrawn"})
+    if whole:
+        await svc.hub.withdraw(case.id)
     removed = 0
     if not hold:
-        kinds = (SNAPSHOTS if "snapshots" in parts else set()) | (
+        # "snapshots" covers the stills and all that was derived from them
+        # (rectified images, face crops, analyses, hologram overlays)
+        stored = {row.kind for row in await svc.evidence.list(case.id)}
+        kinds = (stored - {"recording"} if "snapshots" in parts else set()) | (
             {"recording"} if "recording" in parts else set()
         )
         removed = await delete_evidence(svc.evidence, case.id, kinds)

@@ -194,7 +194,7 @@ class ResultDelivery:
             try:
                 assert self.session is not None
                 async with self.session.post(
-                    case.callback_url, data=body, headers=headers
+                    case.callback_url, data=body, headers=headers, allow_redirects=False
                 ) as resp:
                     status = f"HTTP {resp.status}"
                     ok = 200 <= resp.status < 300

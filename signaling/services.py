@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +58,14 @@ def services(request: web.Request) -> Services:
 
 def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
+
+
+# A per-process key: log lines can be matched to each other, but an address
+# (personal data under the GDPR) cannot be read back from them.
+_TAG_KEY = secrets.token_bytes(16)
+
+
+def client_tag(request: web.Request) -> str:
+    """A short pseudonym of the client's address for log lines."""
+    digest = hmac.new(_TAG_KEY, client_address(request).encode(), hashlib.sha256)
+    return "client-" + digest.hexdigest()[:8]

@@ -13,7 +13,7 @@ from signaling.cases import State, tan_valid_until
 from signaling.errors import ApiError, bad_request, read_json
 from signaling.mail import compose
 from signaling.messages import Join, Offer, Ping, TorchState, parse_phone
-from signaling.services import Services, client_address, services
+from signaling.services import Services, client_address, client_tag, services
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -36,14 +36,9 @@ def hours_status(svc: Services) -> dict[str, Any]:
 
 @routes.get("/a/{token}")
 async def activation_page(request: web.Request) -> web.StreamResponse:
+    # no state change here: mail scanners fetch links; the page's script, run by
+    # the user's browser, records the opening through the API below
     svc = services(request)
-    try:
-        case = await svc.store.by_activation(request.match_info["token"])
-        if case.state == State.CREATED:
-            await svc.store.transition(case.id, State.ACTIVATED, "user", "link opened")
-    except ApiError as exc:
-        logger.warning("x activation link refused: %s", exc.code)
-    # the page itself asks the API for the case's state and shows any error
     return web.FileResponse(svc.web_root / "start" / "index.html")
 
 
@@ -51,6 +46,8 @@ async def activation_page(request: web.Request) -> web.StreamResponse:
 async def activation_status(request: web.Request) -> web.Response:
     svc = services(request)
     case = await svc.store.by_activation(request.match_info["token"])
+    if case.state == State.CREATED:
+        case = await svc.store.transition(case.id, State.ACTIVATED, "user", "opened")
     return web.json_response(
         {"state": case.state.value, "locale": case.locale, "service": hours_status(svc)}
     )
@@ -121,7 +118,7 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
     await ws.prepare(request)
     client = client_address(request)
-    conn = Connection(ws, f"phone {client}")
+    conn = Connection(ws, f"phone {client_tag(request)}")
     case_id: str | None = None
     try:
         async for msg in ws:
@@ -195,7 +192,7 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
             svc.metrics.tan_failures.inc()
             logger.warning("%s x wrong transaction number", conn.label)
         raise
-    svc.tan_limiter.succeed(client)
+    # no reset on success: one valid number must not buy fresh guesses
     conn.label = f"case {case.id} phone"
     status_message = await svc.hub.phone_join(conn, case.id)
     await conn.send({"type": "joined", "case_id": case.id, "locale": case.locale})

@@ -1,3 +1,4 @@
+import aiohttp
 import pytest
 
 from signaling.accounts import MAX_FAILED_LOGINS
@@ -47,9 +48,17 @@ async def test_agent_api_needs_csrf_header(server: Server) -> None:
     async with server.http.post(f"{server.base}/agent/api/logout") as resp:
         assert resp.status == 403
         assert (await resp.json())["error"]["code"] == "csrf"
+    cookie = next(c for c in server.http.cookie_jar if c.key == "identdesk_session")
+    stolen = f"identdesk_session={cookie.value}"
     async with server.http.post(
         f"{server.base}/agent/api/logout", headers={"X-CSRF-Token": csrf}
     ) as resp:
         assert resp.status == 200
     async with server.http.get(f"{server.base}/agent/api/me") as resp:
         assert resp.status == 401
+    # a copy of the old cookie is worthless after logout
+    async with aiohttp.ClientSession() as other:
+        async with other.get(
+            f"{server.base}/agent/api/me", headers={"Cookie": stolen}
+        ) as resp:
+            assert resp.status == 401

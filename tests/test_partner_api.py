@@ -102,3 +102,43 @@ async def test_unknown_activation_link_is_not_found(server: Server) -> None:
     async with server.http.get(f"{server.base}/api/v1/activation/nothing") as resp:
         assert resp.status == 404
         assert (await resp.json())["error"]["code"] == "link_unknown"
+
+
+async def test_create_case_callback_must_be_https_to_a_public_host(
+    server: Server,
+) -> None:
+    server.svc.settings.allow_insecure_callbacks = False
+    cases = {
+        "http://partner.example.org/cb": "must use https",
+        "https://127.0.0.1/cb": "host '127.0.0.1' is not a public address",
+        "https://10.1.2.3/cb": "host '10.1.2.3' is not a public address",
+        "https://localhost:9/cb": "host 'localhost' is not a public host",
+    }
+    for url, message in cases.items():
+        status, body = await _post(server, {**GOOD, "callback_url": url})
+        assert status == 400
+        assert body["error"]["message"].endswith(message), body
+    status, _ = await _post(
+        server, {**GOOD, "callback_url": "https://partner.example/cb"}
+    )
+    assert status == 201
+
+
+async def test_create_case_refuses_implausible_birth_dates(server: Server) -> None:
+    for birth in ("2999-01-01", "1850-05-05"):
+        bad = {**GOOD, "identity": {**GOOD["identity"], "birth_date": birth}}
+        status, body = await _post(server, bad)
+        assert status == 400
+        assert body["error"]["message"] == (
+            f"identity.birth_date '{birth}' is not a plausible birth date"
+        )
+
+
+async def test_activation_link_fetch_alone_changes_nothing(server: Server) -> None:
+    _, created = await _post(server, GOOD)
+    async with server.http.get(created["activation_url"]) as resp:
+        assert resp.status == 200
+    assert (await server.svc.store.get(created["id"])).state.value == "created"
+    token = created["activation_url"].rsplit("/", 1)[-1]
+    async with server.http.get(f"{server.base}/api/v1/activation/{token}") as resp:
+        assert (await resp.json())["state"] == "activated"
