@@ -50,7 +50,12 @@ def register(commands: Any) -> None:
         "phone", help="create a case and wait in the queue as the phone, playing VIDEO"
     )
     phone.add_argument("video")
-    phone.add_argument("--server", default="https://127.0.0.1:8443")
+    port = os.environ.get("IDENTDESK_PORT", "8443")
+    phone.add_argument(
+        "--server",
+        default=f"https://127.0.0.1:{port}",
+        help="URL of the running server (default https://127.0.0.1:$IDENTDESK_PORT)",
+    )
     phone.add_argument("--loop", action="store_true", help="repeat the video")
     _remote_options(phone)
     phone.set_defaults(func=cmd_phone)

@@ -107,7 +107,8 @@ class CallHub:
                 )
             self.queue[case_id] = conn
             logger.info("case %s - phone joined the queue", case_id)
-        await self.broadcast_queue()
+        # the joining phone hears its position from the caller, after "joined"
+        await self.broadcast_queue(skip=conn)
         return self.queue_status(case_id)
 
     def queue_status(self, case_id: str) -> dict[str, Any]:
@@ -125,9 +126,10 @@ class CallHub:
             "estimated_wait_s": int(per_call * (position - 1) / busy_agents),
         }
 
-    async def broadcast_queue(self) -> None:
+    async def broadcast_queue(self, skip: Connection | None = None) -> None:
         for case_id, conn in list(self.queue.items()):
-            await conn.send(self.queue_status(case_id))
+            if conn is not skip:
+                await conn.send(self.queue_status(case_id))
 
     async def phone_left(self, conn: Connection, case_id: str) -> None:
         async with self._lock:
