@@ -77,34 +77,55 @@ class MrzReading:
 # -- glyph model -------------------------------------------------------------
 
 _model_lock = threading.Lock()
-_model: dict[str, np.ndarray] | None = None
+_model: list[dict[str, np.ndarray]] | None = None
 
 
-def load_model() -> dict[str, np.ndarray]:
-    """The glyph classifier's weights, decoded once from `media.mrz_model`."""
+def decode_weights(text: str) -> list[dict[str, np.ndarray]]:
+    """The member networks of a generated model file's WEIGHTS.
+
+    Member 0 is stored under plain names (w1, b1, ...), member i under "m{i}_".
+    """
+    data = np.load(io.BytesIO(base64.b64decode(text)))
+    members = []
+    while True:
+        prefix = f"m{len(members)}_" if members else ""
+        if prefix + "w1" not in data:
+            return members
+        net = {}
+        for name in ("w1", "w2"):
+            scale = data[prefix + name + "_scale"]
+            net[name] = data[prefix + name].astype(np.float32) * scale
+        for name in ("b1", "b2", "mean"):
+            net[name] = data[prefix + name].astype(np.float32)
+        members.append(net)
+
+
+def load_model() -> list[dict[str, np.ndarray]]:
+    """The glyph classifier's networks, decoded once from `media.mrz_model`."""
     global _model
     with _model_lock:
         if _model is None:
             from media import mrz_model
 
-            data = np.load(io.BytesIO(base64.b64decode(mrz_model.WEIGHTS)))
-            model = {}
-            for name in ("w1", "w2"):
-                model[name] = data[name].astype(np.float32) * data[name + "_scale"]
-            model["b1"] = data["b1"].astype(np.float32)
-            model["b2"] = data["b2"].astype(np.float32)
-            model["mean"] = data["mean"].astype(np.float32)
-            _model = model
+            _model = decode_weights(mrz_model.WEIGHTS)
         return _model
 
 
-def classify(glyphs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
-    """Class probabilities (over ALPHABET) for glyph crops of GLYPH_H x GLYPH_W."""
-    x = glyphs.reshape(len(glyphs), -1).astype(np.float32) - model["mean"]
-    h = np.maximum(x @ model["w1"] + model["b1"], 0)
-    z = h @ model["w2"] + model["b2"]
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
+def classify(glyphs: np.ndarray, model: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Class probabilities (over ALPHABET) for glyph crops of GLYPH_H x GLYPH_W.
+
+    The members' log-probabilities are averaged: a glyph is sure only when
+    every member is sure of it.
+    """
+    x = glyphs.reshape(len(glyphs), -1).astype(np.float32)
+    logp = np.zeros((len(x), len(ALPHABET)), np.float32)
+    for net in model:
+        h = np.maximum((x - net["mean"]) @ net["w1"] + net["b1"], 0)
+        z = h @ net["w2"] + net["b2"]
+        z -= z.max(axis=1, keepdims=True)
+        logp += z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    z = logp / len(model)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -112,7 +133,7 @@ def classify(glyphs: np.ndarray, model: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def read_lines(
-    gray: np.ndarray, lines: list[Line], model: dict[str, np.ndarray]
+    gray: np.ndarray, lines: list[Line], model: list[dict[str, np.ndarray]]
 ) -> tuple[list[str], np.ndarray] | None:
     """Read a group of MRZ lines (in reading order); text and glyph probabilities."""
     counts = LINE_LENGTHS.get(len(lines))
