@@ -119,7 +119,7 @@ def banner(settings: Settings, ca: Path | None) -> list[str]:
             f"  open {scheme}://{hosts[-1]}:{port}/ca.pem on the phone, accept the"
         )
         lines.append(
-            "  warning once, install the profile/certificate (README: 'From a phone')."
+            "  warning once, install it (README: 'From a real phone on the same network')."
         )
     lines.append(f"Service hours: {settings.service_hours.describe()}")
     return lines
