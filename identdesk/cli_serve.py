@@ -118,9 +118,8 @@ def banner(settings: Settings, ca: Path | None) -> list[str]:
         lines.append(
             f"  open {scheme}://{hosts[-1]}:{port}/ca.pem on the phone, accept the"
         )
-        lines.append(
-            "  warning once, install it (README: 'From a real phone on the same network')."
-        )
+        lines.append("  warning once, install it (README: 'From a real phone on the")
+        lines.append("  same network').")
     lines.append(f"Service hours: {settings.service_hours.describe()}")
     return lines
 
