@@ -71,6 +71,7 @@ _TWINS = [
     for a in ALPHABET
 ]
 _LETTERS = [ALPHABET.index(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ<"]
+_DOCUMENT_CODES = [ALPHABET.index(c) for c in "PVIAC"]
 FIELD_CHARSETS = {
     "document_type": _LETTERS,
     "issuing_state": _LETTERS,
@@ -149,11 +150,12 @@ def choose_codes(
 def uncertain_fields(
     fmt: str, lines: list[str], probs: np.ndarray, code_doubts: list[str]
 ) -> tuple[list[str], float]:
-    """Uncovered fields read with doubt, and the lowest glyph probability there.
+    """Fields read with doubt, and the lowest glyph probability in uncovered ones.
 
-    A field is doubtful when one of its glyphs scored below SURE for the
-    character in `lines` (among the field's character set); code fields are
-    judged against the table instead (`code_doubts`, from `choose_codes`).
+    An uncovered field is doubtful when one of its glyphs scored below SURE for
+    the character in `lines` (among the field's character set); code fields are
+    judged against the table instead (`code_doubts`, from `choose_codes`); a
+    checked field is doubtful where `check_blind_fields` says so.
     """
     count = len(lines[0])
     doubtful = []
@@ -165,20 +167,30 @@ def uncertain_fields(
             continue
         # only the field's own character set competes: a letter that resembles a
         # digit is no doubt where digits cannot stand
-        allowed = FIELD_CHARSETS.get(name, _ALL)
-        rows = probs[row * count + start : row * count + end][:, allowed]
-        rows = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-9)
         p = [
-            float(rows[i, allowed.index(ALPHABET.index(c))])
-            if ALPHABET.index(c) in allowed
-            else 0.0
-            for i, c in enumerate(lines[row][start:end])
+            _share(probs[row * count + col], c, _allowed(name, col - start))
+            for col, c in enumerate(lines[row][start:end], start)
         ]
         lowest = min(lowest, min(p))
         if min(p) < SURE:
             doubtful.append(name)
     doubtful.extend(check_blind_fields(fmt, lines, probs))
     return doubtful, lowest
+
+
+def _allowed(name: str, offset: int) -> list[int]:
+    """Class indices a character of the field may take at `offset`."""
+    if name == "document_type" and offset == 0:
+        return _DOCUMENT_CODES  # Doc 9303: P, V (TD3 size), I, A, C (cards)
+    return FIELD_CHARSETS.get(name, _ALL)
+
+
+def _share(p: np.ndarray, char: str, allowed: list[int]) -> float:
+    """The probability of `char` among the allowed classes only."""
+    k = ALPHABET.index(char)
+    if k not in allowed:
+        return 0.0
+    return float(p[k] / max(float(p[allowed].sum()), 1e-9))
 
 
 def check_blind_fields(fmt: str, lines: list[str], probs: np.ndarray) -> list[str]:
