@@ -73,6 +73,7 @@ class MediaGateway:
         self.tap = FrameTap()
         self._recorder = Recorder(recording_sink, label) if recording_sink else None
         self._tapped = False
+        self._agent_recorded = False
         self._stopped = False
         self.phone_connected_at: float | None = None
 
@@ -96,6 +97,9 @@ class MediaGateway:
 
     def attach_agent(self, pc: RTCPeerConnection) -> None:
         """Call before applying the agent's offer."""
+        if self._recorder is not None and not self._agent_recorded:
+            self._agent_recorded = True
+            self._agent.hubs["audio"].subscribe(self._recorder.on_agent_audio)
         self.to_agent = self._attach(pc, self._agent, self._phone)
 
     def _attach(

@@ -104,7 +104,7 @@ class Recorder:
             target=self._write_loop, name="recorder", daemon=True
         )
         self._closed = False
-        self.frames = {"audio": 0, "video": 0}
+        self.frames = {"audio": 0, "video": 0, "agent_audio": 0}
         self.dropped = 0
         self.error: Exception | None = None
 
@@ -153,6 +153,15 @@ class Recorder:
             self.dropped += 1
             return
         self._queue.put(("audio", frame))
+
+    def on_agent_audio(self, frame: EncodedFrame) -> None:
+        """The agent's voice: the whole conversation is evidence, not only the phone."""
+        if self._closed or self._started_at is None:
+            return
+        if self._queue.qsize() >= MAX_PENDING:
+            self.dropped += 1
+            return
+        self._queue.put(("agent_audio", frame))
 
     def _write_loop(self) -> None:
         while True:
@@ -210,7 +219,11 @@ class Recorder:
         video.time_base = TIME_BASE
         audio = container.add_mux_stream("opus", rate=48000)
         audio.time_base = TIME_BASE
-        self._streams = {"video": video, "audio": audio}
+        audio.metadata["title"] = "phone"
+        agent_audio = container.add_mux_stream("opus", rate=48000)
+        agent_audio.time_base = TIME_BASE
+        agent_audio.metadata["title"] = "agent"
+        self._streams = {"video": video, "audio": audio, "agent_audio": agent_audio}
         self._clocks = {kind: _Clock(self._started_at) for kind in self._streams}
         self._container = container
 

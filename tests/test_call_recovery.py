@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import av
 from aiortc import AudioStreamTrack
 
 from identdesk.clients import (
@@ -36,10 +39,27 @@ async def test_agent_media_reaches_the_phone(server: Server) -> None:
         await agent.connect_media([SceneTrack(320, 240), AudioStreamTrack()])
         await agent.wait_frames(5)
         await phone.wait_received("video", 5)
-        await phone.wait_received("audio", 5)
+        await phone.wait_received("audio", 50)
+        case_id = agent.case["id"] if agent.case else ""
+        await agent.request({"type": "hangup"}, "hung_up")
     finally:
         await phone.close()
         await agent.close()
+
+    # the recording holds both voices: the phone's and the agent's
+    rows = [r for r in await server.svc.evidence.list(case_id) if r.kind == "recording"]
+    data = b"".join(server.svc.evidence.iter_plain(rows[0]))
+    with av.open(io.BytesIO(data)) as container:
+        titles = [s.metadata.get("title") for s in container.streams.audio]
+        counts = {s.index: 0 for s in container.streams}
+        for packet in container.demux():
+            if packet.dts is not None:
+                counts[packet.stream.index] += 1
+        agent_audio = next(
+            s for s in container.streams.audio if s.metadata.get("title") == "agent"
+        )
+    assert titles == ["phone", "agent"]
+    assert counts[agent_audio.index] > 20
 
 
 async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
