@@ -30,6 +30,10 @@ MAX_CANDIDATES = 300  # outlines that get the full edge scoring
 # edges taken for a side (MRZ lines, header band) lie 3.5-5 % inside the outline
 REFINE_REACH = 0.08
 TRACK_REACH = 0.03  # search band when tracking, share of the frame's long side
+RATIO_TOLERANCE = 0.06  # log of the proportions' deviation a tracked outline may have
+# how far (offset samples per profile) the edge may turn against the old side: the
+# 40 profiles of a side are 2-20 px apart, so this spans a few degrees
+SLOPES = (-0.25, 0.0, 0.25)
 EDGE_MIN = 4.0  # grey levels per pixel across an outline
 
 
@@ -162,6 +166,28 @@ def _complete(
             & (sign != 0)
         )
     return quads, valid
+
+
+def metric_ratio(corners: np.ndarray, w: int, h: int) -> float:
+    """Long over short side of the outline on the document plane (perspective
+    removed with the assumed camera), for telling ID-1 from TD3 and for
+    rejecting outlines that took an inner edge for a side."""
+    f, cx, cy = FOCAL_FACTOR * w, w / 2, h / 2
+    pts = np.c_[(corners - [cx, cy]) / f, np.ones(4)]
+    sides = [np.cross(pts[i], pts[(i + 1) % 4]) for i in range(4)]
+    d1, d2 = np.cross(sides[0], sides[2]), np.cross(sides[1], sides[3])
+    normal = np.cross(d1, d2)
+    depth = pts @ normal
+    if np.linalg.norm(normal) < 1e-12 or not (np.all(depth > 0) or np.all(depth < 0)):
+        return float("nan")
+    world = pts / depth[:, None]
+    length = np.linalg.norm(world - np.roll(world, -1, axis=0), axis=1)
+    a, b = length[0] + length[2], length[1] + length[3]
+    return float(max(a, b) / min(a, b))
+
+
+def _kind_of(ratio: float) -> str:
+    return min(ASPECT, key=lambda k: abs(np.log(ratio / ASPECT[k])))
 
 
 # --- candidates --------------------------------------------------------------------
@@ -529,16 +555,22 @@ def _side_samples(
     d = (q - p) / (np.linalg.norm(q - p) + 1e-9)
     offs = np.arange(-reach - 1, reach + 2, 1.0)
     base = p[None, :] + np.linspace(0.04, 0.96, 40)[:, None] * (q - p)[None, :]
-    prof = np.zeros((len(base), len(offs)), np.float32)
     # three profiles 1.5 px apart along the side, averaged against sensor noise
-    for along in (-1.5, 0.0, 1.5):
-        pts = base[:, None, :] + offs[None, :, None] * n + along * d
-        mx = pts[..., 0].astype(np.float32)
-        my = pts[..., 1].astype(np.float32)
-        prof += cv2.remap(
-            gray, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        ).astype(np.float32)
-    prof /= 3
+    along = np.array([-1.5, 0.0, 1.5])
+    pts = (
+        base[None, :, None, :]
+        + along[:, None, None, None] * d
+        + offs[None, None, :, None] * n
+    ).astype(np.float32)
+    k = len(base)
+    prof = cv2.remap(
+        gray,
+        pts[..., 0].reshape(3 * k, -1),
+        pts[..., 1].reshape(3 * k, -1),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    ).astype(np.float32)
+    prof = prof.reshape(3, k, -1).mean(0)
     # a profile that runs off the frame is flat there (replicated border)
     ok = ((base >= 1) & (base < [w - 1, h - 1])).all(1)
     grad = (prof[:, 2:] - prof[:, :-2]) / 2
@@ -547,12 +579,12 @@ def _side_samples(
 
 
 def _fit_side(
-    base: np.ndarray, offs: np.ndarray, grad: np.ndarray, n: np.ndarray, nearest: bool
+    base: np.ndarray, offs: np.ndarray, grad: np.ndarray, n: np.ndarray
 ) -> tuple[np.ndarray | None, float]:
     """A line (homogeneous) through the side's edge, and the share of profiles
     that show it. The edge is the outermost one that at least half the profiles
-    share (inner edges such as a header band or an MRZ line can be stronger than
-    a low-contrast outline); when tracking, the shared edge nearest the old side."""
+    share: inner edges such as a header band or an MRZ line can be stronger than
+    a low-contrast outline, and clutter outside is not shared along the side."""
     rows = np.flatnonzero(~np.isnan(grad[:, 0]))
     g = np.abs(grad[rows])
     sign = np.sign(grad[rows])
@@ -560,9 +592,9 @@ def _fit_side(
     local = np.zeros(g.shape, bool)
     local[:, 1:-1] = (g[:, 1:-1] >= g[:, :-2]) & (g[:, 1:-1] >= g[:, 2:])
     local &= (g >= EDGE_MIN) & (g > 0.15 * peak[:, None])
-    index, pol = _shared_edge(local, sign, nearest)
+    target, pol = _shared_edge(local, sign, rows)
     local &= sign == pol
-    dist = np.where(local, np.abs(offs - offs[index])[None, :], np.inf)
+    dist = np.where(local, np.abs(offs[None, :] - offs[target][:, None]), np.inf)
     k = dist.argmin(1)
     ok = dist.min(1, initial=np.inf) <= 3.0
     share = float(ok.sum()) / max(len(rows), 1)
@@ -586,39 +618,40 @@ def _fit_side(
 
 
 def _shared_edge(
-    local: np.ndarray, sign: np.ndarray, nearest: bool
-) -> tuple[int, float]:
-    """(offset index, polarity) of the edge that at least half the profiles share
-    (within 2 samples): the outermost such edge, or the one nearest the middle.
-    The best-shared edge when none reaches half."""
+    local: np.ndarray, sign: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Per profile, the offset index of the outermost edge that at least half
+    the profiles share (within 2 samples, along a line that may turn a few
+    degrees against the old side), and its polarity; the best-shared edge when
+    none is shared by half."""
     if not local.size:
-        return 0, 1.0
+        return np.zeros(len(rows), np.int64), 1.0
     m = local.shape[1]
-    centre = (m - 1) / 2
-    best: tuple[float, int, float] = (-np.inf, 0, 1.0)
-    for pol in (1.0, -1.0):
-        hits = (local & (sign == pol)).astype(np.uint8)
-        support = cv2.dilate(hits, np.ones((1, 5), np.uint8)).mean(0)
-        shared = np.flatnonzero(support >= 0.5)
-        if len(shared):
-            if nearest:
-                k = int(shared[np.argmin(np.abs(shared - centre))])
-                rank = 2.0 - abs(k - centre) / m
-            else:
+    centre = (rows.min() + rows.max()) / 2
+    best: tuple[float, float, int, float] = (-np.inf, 0.0, 0, 1.0)
+    for slope in SLOPES:
+        shift = np.round(slope * (rows - centre)).astype(np.int64)
+        cols = np.clip(np.arange(m)[None, :] + shift[:, None], 0, m - 1)
+        for pol in (1.0, -1.0):
+            hits = np.take_along_axis(local & (sign == pol), cols, 1).astype(np.uint8)
+            support = cv2.dilate(hits, np.ones((1, 5), np.uint8)).mean(0)
+            shared = np.flatnonzero(support >= 0.5)
+            if len(shared):
                 k = int(shared[-1])
-                rank = 2.0 + k / m
-        else:
-            k = int(support.argmax())
-            rank = float(support[k])
-        best = max(best, (rank, k, pol))
-    return best[1], best[2]
+                rank = 2.0 + k / m + support[k] / (4 * m)
+            else:
+                k = int(support.argmax())
+                rank = float(support[k])
+            best = max(best, (rank, slope, k, pol))
+    _, slope, k, pol = best
+    target = k + np.round(slope * (rows - centre)).astype(np.int64)
+    return np.clip(target, 0, m - 1), pol
 
 
 def _refine_lines(
     gray: np.ndarray,
     quad: np.ndarray,
     reach: float,
-    nearest: bool = False,
     rel_reach: float = 0.0,
 ) -> tuple[list[np.ndarray | None], np.ndarray]:
     """Refitted side lines (None where a side is out of view) and their support;
@@ -635,7 +668,7 @@ def _refine_lines(
             n = -n  # outward
         extent = abs(float(n @ ((p + q) / 2 - centre))) * 2
         base, offs, grad = _side_samples(gray, p, q, n, max(reach, rel_reach * extent))
-        line, support[i] = _fit_side(base, offs, grad, n, nearest)
+        line, support[i] = _fit_side(base, offs, grad, n)
         lines.append(line)
     return lines, support
 
@@ -784,6 +817,9 @@ def detect_document(
     corners, ckind, completed, _ = _refine(_gray(frame), quad / scale, kind, reach)
     if cut and not completed:
         return None  # the completion did not hold at full resolution
+    if not completed and not kind:
+        ratio = metric_ratio(corners, w, h)
+        found_kind = _kind_of(ratio) if np.isfinite(ratio) else found_kind
     return _detection(corners, ckind or kind or found_kind, score, completed, w, h)
 
 
@@ -804,14 +840,16 @@ def track_document(
     frame: np.ndarray, previous: Detection | None, kind: str | None = None
 ) -> Detection | None:
     """The document in a frame that follows `previous`: its sides are searched in a
-    narrow band around the old outline; a full search runs when they are lost."""
+    band around the old outline; a full search runs when they are lost."""
     _check_frame(frame)
     if previous is None:
         return detect_document(frame, kind)
     h, w = frame.shape[:2]
     gray = _gray(frame)
     quad = previous.corners.astype(np.float64)
-    lines, support = _refine_lines(gray, quad, TRACK_REACH * max(h, w), nearest=True)
+    lines, support = _refine_lines(
+        gray, quad, TRACK_REACH * max(h, w), rel_reach=REFINE_REACH
+    )
     seen = np.array([ln is not None for ln in lines])
     if sum(seen) < 3 or support[seen].min() < 0.6:
         return detect_document(frame, kind)
@@ -819,18 +857,15 @@ def track_document(
     corners, _, completed = _corners_from_lines(lines, quad, doc_kind, w, h)
     if not np.isfinite(corners).all():
         return detect_document(frame, kind)
-    # settle on the outermost edge, as a search would
-    corners, _, completed2, support = _refine(gray, corners, doc_kind, 5.0)
-    sides = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)
-    ratio = max(sides[0] + sides[2], sides[1] + sides[3]) / (
-        min(sides[0] + sides[2], sides[1] + sides[3]) + 1e-9
-    )
-    if not 1.15 < ratio < 2.1 or not cv2.isContourConvex(
-        corners.astype(np.float32).reshape(-1, 1, 2)
-    ):
+    # an outline that took an inner edge (header band, MRZ) for a side has the
+    # wrong proportions: search afresh
+    ratio = metric_ratio(corners, w, h)
+    if not completed and not abs(np.log(ratio / ASPECT[doc_kind])) < RATIO_TOLERANCE:
+        return detect_document(frame, kind)
+    if not cv2.isContourConvex(corners.astype(np.float32).reshape(-1, 1, 2)):
         return detect_document(frame, kind)
     score = float(support[seen].mean())
-    return _detection(corners, doc_kind, score, completed or completed2, w, h)
+    return _detection(corners, doc_kind, score, completed, w, h)
 
 
 def rectify(
