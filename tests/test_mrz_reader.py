@@ -117,7 +117,7 @@ def test_read_mrz_synthetic_rotated_quarter_turns(turn):
     assert reading.lines == TD3
 
 
-@pytest.mark.parametrize("degrees", [-6.0, 4.0])
+@pytest.mark.parametrize("degrees", [-6.0, 4.0, 28.0, -41.0])
 def test_read_mrz_synthetic_skewed(degrees):
     reading = read_mrz(rotate(render_document(TD1, seed=3), degrees))
     assert reading.lines == TD1
