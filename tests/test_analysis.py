@@ -22,6 +22,7 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from agent_console.analysis import (
     ANALYSIS_KINDS,
+    analyse_snapshot,
     compare_identity,
     estimate_lag,
     mrz_name,
@@ -145,6 +146,28 @@ def test_estimate_lag_finds_the_video_delay() -> None:
         assert abs(estimate_lag(times, brightness, lit) - delay) <= 0.07, delay
     # no response at all: no delay is made up
     assert estimate_lag(times, [150.0] * len(times), lit) == 0.0
+
+
+def test_analyse_snapshot_separates_live_face_from_document_portrait() -> None:
+    scene = render.SceneRenderer(
+        render.draw_document("id1", seed=0), width=1280, height=720, seed=3, motion=0
+    )
+    frame, corners = scene.frame(0.0, False)
+    assert corners[:, 0].max() < 990  # room on the desk right of the card
+    render.draw_portrait(frame, (1000, 200, 260, 320))  # the holder beside the card
+    identity = {
+        "surname": "Mustermann",
+        "given_names": "Erika",
+        "birth_date": "1983-08-12",
+    }
+    result = analyse_snapshot(frame, identity)
+    assert result.data["faces"] == {"live": 1, "portrait": True}
+    assert {"rectified", "portrait", "live_face"} <= set(result.images)
+    assert result.images["rectified"].shape[:2] == (638, 1011)
+    assert result.data["mrz"]["valid"] is True
+    assert result.data["identity"]["all"] is True
+    # the live face crop comes from the desk, not from the card
+    assert result.images["live_face"].shape[1] < 400
 
 
 async def test_analysis_live_hints_snapshot_and_genuine_hologram(
