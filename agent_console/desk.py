@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -33,6 +34,10 @@ from signaling.user_path import MAX_WS_MESSAGE
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
+# an approval needs these snapshots (BaFin video-ident circular: front, back, face)
+APPROVAL_EVIDENCE = ("front", "back", "face")
+# a picture older than this means the phone's video has stopped
+STALE_FRAME_SECONDS = 2.0
 # a capture waits this long for a frame newer than the key press
 FRESH_FRAME_TIMEOUT = 0.5
 
@@ -91,7 +96,14 @@ class Desk:
         elif isinstance(message, Hangup):
             await self.hangup()
 
+    async def _release_if_gone(self) -> None:
+        # the call can end without the agent: withdrawal, server-side hang-up
+        if self.case_id is not None and self.case_id not in self.svc.hub.calls:
+            self.case_id = None
+            await self._stop_analysis()
+
     async def take_next(self) -> None:
+        await self._release_if_gone()
         if self.case_id is not None:
             raise ApiError(409, "busy", f"finish case {self.case_id} first")
         case_id = await self.svc.hub.take_next(self.agent.id, self.conn)
@@ -124,7 +136,19 @@ class Desk:
 
     async def capture(self, kind: str) -> None:
         call = self.call()
-        frame = await call.gateway.tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
+        if call.phone is None:
+            raise ApiError(409, "phone_absent", "the phone is not connected")
+        tap = call.gateway.tap
+        frame = await tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
+        age = time.monotonic() - tap.received_at
+        if age > STALE_FRAME_SECONDS:
+            # evidence must show the moment of the capture, not a frozen picture
+            raise ApiError(
+                409,
+                "stale_picture",
+                f"the phone's latest picture is {age:.1f} s old; its video has "
+                "stopped, so nothing was captured",
+            )
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(
             None, partial(frame.to_ndarray, format="bgr24")
@@ -204,6 +228,8 @@ class Desk:
     async def decide(self, message: Decide) -> None:
         call = self.call()
         case_id = call.case_id
+        if message.decision == "approve":
+            await self._check_evidence(case_id)
         # the evidence is complete before the decision: running analyses finish
         await self._stop_analysis()
         note = self.svc.vault.seal(message.note.encode(), case_id + "/note")
@@ -232,6 +258,18 @@ class Desk:
                 "reason": message.reason,
             }
         )
+
+    async def _check_evidence(self, case_id: str) -> None:
+        """An approval stands on legible stills of the document and the face."""
+        taken = {row.kind for row in await self.svc.evidence.list(case_id)}
+        missing = [kind for kind in APPROVAL_EVIDENCE if kind not in taken]
+        if missing:
+            raise ApiError(
+                409,
+                "evidence_missing",
+                "approve needs snapshots of front, back and face; missing: "
+                + ", ".join(missing),
+            )
 
     async def hangup(self) -> None:
         if self.case_id is None:

@@ -327,6 +327,8 @@ class AgentClient(_Socket):
         return await self.request(
             {"type": "decide", "decision": decision, "reason": reason, "note": note},
             "decided",
+            # the server finishes the snapshots' analyses before it decides
+            timeout=30.0,
         )
 
     async def fetch(self, path: str) -> tuple[int, bytes]:

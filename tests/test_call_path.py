@@ -88,6 +88,17 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
         }
         assert phone.torch_log == [True]
 
+        # an approval needs the document's both sides and the face
+        refused = await agent.request(
+            {"type": "decide", "decision": "approve", "reason": "ok"}, "error"
+        )
+        assert refused["error"] == {
+            "code": "evidence_missing",
+            "message": "approve needs snapshots of front, back and face; "
+            "missing: back, face",
+        }
+        await agent.capture("back")
+        await agent.capture("face")
         done = await agent.decide("approve", "ok", "specimen card, all checks fine")
         assert done["decision"] == "approve"
         ended = await phone.log.expect("ended")

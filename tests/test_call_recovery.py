@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import av
@@ -55,11 +56,13 @@ async def test_agent_media_reaches_the_phone(server: Server) -> None:
         for packet in container.demux():
             if packet.dts is not None:
                 counts[packet.stream.index] += 1
-        agent_audio = next(
-            s for s in container.streams.audio if s.metadata.get("title") == "agent"
+        agent_index = next(
+            s.index
+            for s in container.streams.audio
+            if s.metadata.get("title") == "agent"
         )
     assert titles == ["phone", "agent"]
-    assert counts[agent_audio.index] > 20
+    assert counts[agent_index] > 20
 
 
 async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
@@ -171,3 +174,38 @@ async def test_take_next_when_the_gateway_is_full_keeps_the_case_waiting(
     finally:
         await phone.close()
         await agent.close()
+
+
+async def test_capture_after_the_phone_video_stopped_is_refused(server: Server) -> None:
+    phone, _ = await _waiting_phone(server)
+    agent = AgentClient(server.http, server.base)
+    try:
+        await agent.login(server.agent_name, server.agent_password)
+        await agent.take_case()
+        await agent.connect_media()
+        await agent.wait_frames(3)
+        # the phone's camera freezes: its video track ends, the socket stays
+        assert phone.pc is not None
+        for sender in phone.pc.getSenders():
+            if sender.track is not None and sender.track.kind == "video":
+                sender.track.stop()
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            reply = await _capture_or_error(agent)
+            if reply["type"] == "error" or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert reply["type"] == "error"
+        assert reply["error"]["code"] == "stale_picture"
+        assert reply["error"]["message"].endswith(
+            "its video has stopped, so nothing was captured"
+        )
+    finally:
+        await phone.close()
+        await agent.close()
+
+
+async def _capture_or_error(agent: AgentClient) -> dict:
+    mark = agent.log.mark()
+    await agent.send({"type": "capture", "kind": "front"})
+    return await agent.log.expect("snapshot", "error", since=mark, timeout=10)

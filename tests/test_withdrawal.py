@@ -29,6 +29,8 @@ async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
     await agent.connect_media()
     await agent.wait_frames(3)
     snap = await agent.capture("front")
+    await agent.capture("back")
+    await agent.capture("face")
     await agent.decide("approve", "ok")
     await phone.close()
     return case["id"], agent, snap["url"]
@@ -134,6 +136,9 @@ async def test_withdrawal_during_the_call_tells_the_agent(server: Server) -> Non
         assert notice["case_id"] == case["id"]
         assert (await phone.log.expect("ended"))["decision"] == "withdrawn"
         assert case["id"] not in server.svc.hub.calls
+        # the agent's desk is free again at once
+        reply = await agent.request({"type": "take_next"}, "queue_empty")
+        assert reply["type"] == "queue_empty"
     finally:
         await phone.close()
         await agent.close()
