@@ -168,22 +168,32 @@ def _complete(
     return quads, valid
 
 
+def _metric_ratios(quads: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Long over short side of each outline (Q, 4, 2) on the document plane, the
+    perspective removed with the assumed camera; NaN where that fails."""
+    f, cx, cy = FOCAL_FACTOR * w, w / 2, h / 2
+    pts = np.concatenate(
+        [(quads - [cx, cy]) / f, np.ones(quads.shape[:2] + (1,))], axis=2
+    )
+    sides = np.cross(pts, np.roll(pts, -1, axis=1))
+    normal = np.cross(
+        np.cross(sides[:, 0], sides[:, 2]), np.cross(sides[:, 1], sides[:, 3])
+    )
+    depth = np.einsum("qij,qj->qi", pts, normal)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        world = pts / depth[..., None]
+        length = np.linalg.norm(world - np.roll(world, -1, axis=1), axis=2)
+        a, b = length[:, 0] + length[:, 2], length[:, 1] + length[:, 3]
+        ratio = np.maximum(a, b) / np.minimum(a, b)
+    same_side = np.all(depth > 0, axis=1) | np.all(depth < 0, axis=1)
+    return np.where(same_side & np.isfinite(ratio), ratio, np.nan)
+
+
 def metric_ratio(corners: np.ndarray, w: int, h: int) -> float:
     """Long over short side of the outline on the document plane (perspective
     removed with the assumed camera), for telling ID-1 from TD3 and for
     rejecting outlines that took an inner edge for a side."""
-    f, cx, cy = FOCAL_FACTOR * w, w / 2, h / 2
-    pts = np.c_[(corners - [cx, cy]) / f, np.ones(4)]
-    sides = [np.cross(pts[i], pts[(i + 1) % 4]) for i in range(4)]
-    d1, d2 = np.cross(sides[0], sides[2]), np.cross(sides[1], sides[3])
-    normal = np.cross(d1, d2)
-    depth = pts @ normal
-    if np.linalg.norm(normal) < 1e-12 or not (np.all(depth > 0) or np.all(depth < 0)):
-        return float("nan")
-    world = pts / depth[:, None]
-    length = np.linalg.norm(world - np.roll(world, -1, axis=0), axis=1)
-    a, b = length[0] + length[2], length[1] + length[3]
-    return float(max(a, b) / min(a, b))
+    return float(_metric_ratios(np.asarray(corners, np.float64)[None], w, h)[0])
 
 
 def _kind_of(ratio: float) -> str:
@@ -431,7 +441,8 @@ def _score_quads(
     area = _areas(quads)
     long_ = np.maximum(side[:, 0] + side[:, 2], side[:, 1] + side[:, 3])
     short = np.minimum(side[:, 0] + side[:, 2], side[:, 1] + side[:, 3]) + 1e-9
-    ratio = long_ / short
+    ratio = _metric_ratios(quads, w, h)
+    ratio = np.where(np.isfinite(ratio), ratio, long_ / short)
     para = (
         np.minimum(side[:, 0], side[:, 2])
         / (np.maximum(side[:, 0], side[:, 2]) + 1e-9)

@@ -501,6 +501,7 @@ class SceneRenderer:
         if attack not in ATTACKS:
             raise ValueError(f"unknown attack {attack!r}: use one of {ATTACKS}")
         self.doc, self.w, self.h, self.attack = doc, width, height, attack
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         rng = self.rng
         self.f = 0.8 * width  # about 65 degrees horizontal field of view
@@ -639,8 +640,9 @@ class SceneRenderer:
 
         # camera: defocus, sensor noise, compression
         frame = cv2.GaussianBlur(frame, (0, 0), self.blur)
-        noise = np.empty(frame.shape, np.int16)
-        cv2.randn(noise, 0, self.noise)
+        # seeded per scene and time, so that a rendered frame is reproducible
+        rng = np.random.default_rng([self.seed, int(round(t * 1000)), int(lit)])
+        noise = rng.standard_normal(frame.shape, dtype=np.float32) * self.noise
         frame = cv2.add(frame, noise, dtype=cv2.CV_8U)
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg])
         frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)

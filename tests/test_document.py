@@ -10,8 +10,10 @@ from media import render
 from media.document import (
     corner_error,
     detect_document,
+    metric_ratio,
     order_corners,
     rectify,
+    track_document,
 )
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -68,3 +70,41 @@ def test_detect_document_corpus_specimen_rendered():
     det = detect_document(frame)
     assert det is not None
     assert corner_error(det.corners, truth) < 0.02
+
+
+@pytest.mark.parametrize("kind,seed,t", [("id1", 7, 3.25), ("td3", 7, 3.5)])
+def test_detect_document_cut_side_completed_from_proportions(kind, seed, t):
+    doc = render.draw_document(kind, seed=seed)
+    frame, truth = render.SceneRenderer(doc, seed=seed, partial=True).frame(t, False)
+    # one side well outside the frame (30 px or more), the other two corners in view
+    inside = ((truth >= 0) & (truth <= [1280, 720])).all(1)
+    beyond = np.maximum(-truth, truth - [1280, 720]).max(1)
+    assert inside.sum() == 2 and (beyond[~inside] > 30).all()
+    det = detect_document(frame, kind)
+    assert det is not None and det.completed
+    assert det.visible < 0.98
+    assert corner_error(det.corners, truth) < 0.02
+
+
+def test_track_document_follows_moving_card():
+    doc = render.draw_document("id1", seed=3)
+    scene = render.SceneRenderer(doc, seed=3)
+    det = None
+    for j in range(8):
+        frame, truth = scene.frame(0.5 + j / 30, j >= 4)
+        det = track_document(frame, det)
+        assert det is not None
+        assert corner_error(det.corners, truth) < 0.02
+
+
+def test_track_document_lost_document_gives_none():
+    doc = render.draw_document("id1", seed=3)
+    frame, _ = render.SceneRenderer(doc, seed=3).frame(0.5, False)
+    det = detect_document(frame)
+    assert track_document(np.full_like(frame, 128), det) is None
+
+
+def test_metric_ratio_recovers_card_proportions_under_perspective():
+    doc = render.draw_document("td3", seed=5)
+    _, truth = render.SceneRenderer(doc, seed=5).frame(0.4, False)
+    assert metric_ratio(truth, 1280, 720) == pytest.approx(125 / 88, rel=0.01)

@@ -7,7 +7,7 @@ import pytest
 
 from identdesk.cli import main
 from media import render
-from media.hologram import check_hologram, random_torch_pattern
+from media.hologram import check_hologram, check_tilt, random_torch_pattern
 
 PATTERN = [(0.6, 1.3), (2.0, 2.6)]
 
@@ -32,6 +32,8 @@ def test_check_hologram_genuine_passes():
     assert result.verdict == "genuine", result.reason
     assert result.score > 0.6
     assert result.figures["responding_cells"] >= 1
+    assert result.figures["hot_spot_gain"] > 0.06  # the torch's mirror image
+    assert result.figures["brightness_correlation"] > 0.8
     assert result.overlay is not None and result.overlay.ndim == 3
     lit = [iv for iv in result.intervals if iv.torch]
     dark = [iv for iv in result.intervals if not iv.torch and iv.frames]
@@ -49,6 +51,38 @@ def test_check_hologram_screen_replay_is_not_genuine():
     v = _video("screen", seed=3)
     result = check_hologram(v.frames, v.times, PATTERN)
     assert result.verdict == "suspect"
+
+
+def _tilt_video(attack, seed):
+    doc = render.draw_document("id1", seed=seed)
+    return render.render_video(
+        doc, seconds=3.0, fps=6, width=640, height=360, attack=attack, seed=seed
+    )
+
+
+def test_check_tilt_genuine_changes_colour_with_angle():
+    v = _tilt_video("none", seed=906)
+    result = check_tilt(v.frames, v.times)
+    assert result.verdict == "genuine", result.reason
+    assert result.figures["responding_cells"] >= 1
+    assert result.overlay is not None
+
+
+def test_check_tilt_flat_copy_is_suspect():
+    v = _tilt_video("flat", seed=931)
+    result = check_tilt(v.frames, v.times)
+    assert result.verdict == "suspect"
+    assert "flat copy" in result.reason
+
+
+def test_check_tilt_still_document_inconclusive():
+    doc = render.draw_document("id1", seed=906)
+    frame, _ = render.SceneRenderer(doc, width=640, height=360, seed=906).frame(
+        0.0, False
+    )
+    result = check_tilt([frame] * 12, [i / 6 for i in range(12)])
+    assert result.verdict == "inconclusive"
+    assert result.reason.startswith("the document was hardly tilted")
 
 
 def test_check_hologram_too_few_lit_frames_inconclusive():
@@ -109,6 +143,12 @@ def test_hologram_check_command_unreadable_file_exits_2(tmp_path, capsys):
     )
     assert code == 2
     assert f"cannot read '{path}': not a video" in capsys.readouterr().err
+
+
+def test_hologram_check_command_needs_torch_or_tilt(tmp_path, capsys):
+    code = main(["hologram", "check", str(tmp_path / "x.mp4"), "--window", "0-3"])
+    assert code == 2
+    assert "give either --torch-on A-B[,C-D...] or --tilt" in capsys.readouterr().err
 
 
 def test_hologram_check_command_bad_window_exits_2(tmp_path, capsys):
