@@ -332,17 +332,18 @@ def cmd_hologram_check(args: argparse.Namespace) -> int:
 
 # --- eval doc ----------------------------------------------------------------------
 
-# How rendered frames are counted: "in frame" (all four corners in view) and "one
-# side cut" (exactly two corners in view: the cut-off side is completed from the
-# ID-1/TD3 proportions) make up the bar; frames with fewer than two corners in view
-# have no outline to measure and are reported apart, with the share where the user
-# is told the document is partly outside.
-CLASSES = ("in_frame", "one_side_cut", "mostly_out")
+# How rendered frames are counted: "in frame" (all four corners in view) and
+# "partly out" (two or three corners in view: a side cut off is completed from the
+# ID-1/TD3 proportions, a corner cut off is where its two sides meet) make up the
+# bar; frames with fewer than two corners in view have too little outline to
+# measure and are reported apart, with the share where the user is told the
+# document is partly outside.
+CLASSES = ("in_frame", "partly_out", "mostly_out")
 
 
 def _frame_class(truth: np.ndarray, w: int, h: int) -> str:
     inside = ((truth >= 0) & (truth <= [w, h])).all(1).sum()
-    return CLASSES[0] if inside == 4 else CLASSES[1] if inside == 2 else CLASSES[2]
+    return CLASSES[0] if inside == 4 else CLASSES[1] if inside >= 2 else CLASSES[2]
 
 
 def _detection_figures(errors: list[float], ms: list[float]) -> dict[str, Any]:
@@ -431,7 +432,7 @@ def _eval_scenes(
             live_ms.append(q.ms)
     print(file=sys.stderr)
     out = search.figures()
-    out["one_side_cut_kind_given"] = kind_given.figures()[CLASSES[1]]
+    out["partly_out_kind_given"] = kind_given.figures()[CLASSES[1]]
     out["tracked"] = tracked.figures()
     out["live_ms"] = _ms_figures(live_ms)
     out["cold_ms"] = _ms_figures(cold_ms)
@@ -503,8 +504,8 @@ def _print_doc_eval(out: dict[str, Any]) -> None:
         print(f"{key}: bar = within 2% of the diagonal on >= 95% of frames")
         line("search, bar frames", f)
         line("  whole document in frame", f["in_frame"])
-        line("  one side cut (completed)", f["one_side_cut"])
-        line("  one side cut, kind given", f["one_side_cut_kind_given"])
+        line("  2-3 corners in view", f["partly_out"])
+        line("  2-3 corners in view, kind given", f["partly_out_kind_given"])
         m = f["mostly_out"]
         line("  < 2 corners in view (apart)", m)
         if m["told_partly_outside"] is not None:
@@ -512,7 +513,7 @@ def _print_doc_eval(out: dict[str, Any]) -> None:
         t = f["tracked"]
         line("live loop (tracked), bar frames", t)
         line("  whole document in frame", t["in_frame"])
-        line("  one side cut (completed)", t["one_side_cut"])
+        line("  2-3 corners in view", t["partly_out"])
         live, cold = f["live_ms"], f["cold_ms"]
         print(
             f"  live analysis (detect + quality) per 720p frame: tracked median "
