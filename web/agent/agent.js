@@ -526,7 +526,11 @@ function analysisCard(a) {
   card.dataset.snapshot = a.snapshot;
   const head = el("div", "row");
   head.append(el("strong", "", t(`kind.${a.kind}`)));
-  const state = !a.mrz.found ? "none" : a.mrz.valid ? "ok" : "bad";
+  // "unsure": every check digit passes but the reader doubts a character that
+  // no check digit covers (names, country codes): the agent reads it by eye
+  const unsure = !a.mrz.valid && (a.mrz.uncertain_fields || []).length > 0
+    && Object.values(a.mrz.checks || {}).every(Boolean);
+  const state = !a.mrz.found ? "none" : a.mrz.valid ? "ok" : unsure ? "unsure" : "bad";
   const badge = el("span", `badge-small ${state}`, t(`ana.mrz.${state}`));
   head.append(badge);
   card.append(head);
