@@ -27,9 +27,11 @@ WORK_WIDTH = 640  # the search runs on the frame scaled by a whole factor to thi
 # about 65 degrees horizontal field of view.
 FOCAL_FACTOR = 0.8
 MAX_CANDIDATES = 300  # outlines that get the full edge scoring
-# a side is searched this share of the document's extent across it: the inner
-# edges taken for a side (MRZ lines, header band) lie 3.5-5 % inside the outline
-REFINE_REACH = 0.08
+# after a search a side is refined this share of the document's extent to either
+# side: a coarse side on the first of three MRZ lines lies about 21 % inside the
+# outline. A tracked side moves less; the wider band lost cut-off documents.
+REFINE_REACH = 0.2
+TRACK_REL_REACH = 0.08
 TRACK_REACH = 0.03  # search band when tracking, share of the frame's long side
 RATIO_TOLERANCE = 0.06  # log of the proportions' deviation a tracked outline may have
 # turns of the edge against the old side tried (offset samples per profile);
@@ -603,7 +605,10 @@ def _fit_side(
     peak = g.max(1, initial=0.0)
     local = np.zeros(g.shape, bool)
     local[:, 1:-1] = (g[:, 1:-1] >= g[:, :-2]) & (g[:, 1:-1] >= g[:, 2:])
-    local &= (g >= EDGE_MIN) & (g > 0.15 * peak[:, None])
+    # above sensor noise: most of a profile is flat, so its median gradient
+    # measures the noise (1.48 * MAD is sigma for Gaussian noise)
+    noise = 1.48 * float(np.median(g)) if g.size else 0.0
+    local &= (g >= max(EDGE_MIN, 4.0 * noise)) & (g > 0.15 * peak[:, None])
     target, pol = _shared_edge(local, sign, rows)
     local &= sign == pol
     dist = np.where(local, np.abs(offs[None, :] - offs[target][:, None]), np.inf)
@@ -826,7 +831,12 @@ def detect_document(
         return None
     quad, score, found_kind, cut = found
     reach = max(5.0, 0.02 * max(h, w))
-    corners, ckind, completed, _ = _refine(_gray(frame), quad / scale, kind, reach)
+    gray = _gray(frame)
+    corners, ckind, completed, _ = _refine(gray, quad / scale, kind, reach)
+    if not completed:
+        # a second pass: the coarse side may have sat on an inner edge (MRZ, header
+        # band) further in than one search band reaches
+        corners, ckind, completed, _ = _refine(gray, corners, kind, reach)
     if cut and not completed:
         return None  # the completion did not hold at full resolution
     if not completed and not kind:
@@ -860,13 +870,15 @@ def track_document(
     gray = _gray(frame)
     quad = previous.corners.astype(np.float64)
     lines, support = _refine_lines(
-        gray, quad, TRACK_REACH * max(h, w), rel_reach=REFINE_REACH
+        gray, quad, TRACK_REACH * max(h, w), rel_reach=TRACK_REL_REACH
     )
     seen = np.array([ln is not None for ln in lines])
     if sum(seen) < 3 or support[seen].min() < 0.6:
         return detect_document(frame, kind)
-    doc_kind = kind or previous.kind
-    corners, _, completed = _corners_from_lines(lines, quad, doc_kind, w, h)
+    # a kind guessed for a cut-off document is guessed afresh in every frame
+    guess = kind or (None if previous.completed else previous.kind)
+    corners, ckind, completed = _corners_from_lines(lines, quad, guess, w, h)
+    doc_kind = ckind or guess or previous.kind
     if not np.isfinite(corners).all():
         return detect_document(frame, kind)
     # an outline that took an inner edge (header band, MRZ) for a side has the
