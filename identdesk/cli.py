@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "identdesk.cli_mrz",
     "identdesk.cli_doc",
     "identdesk.cli_bench",
+    "identdesk.cli_cycles",
 )
 
 

@@ -155,3 +155,13 @@ def test_qa_run_walks_the_whole_path(tmp_path) -> None:
     assert report["timings"]["first_frame_s"] < 5.0
     assert report["callback"]["signature_valid"] is True
     assert report["recording"]["bytes"] > 10_000
+
+
+@pytest.mark.slow
+def test_bench_cycles_reports_server_memory() -> None:
+    result = identdesk("bench", "cycles", "--count", "2", "--seconds", "0.5", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert [s["cycle"] for s in report["samples"]] == [0, 1, 2]
+    assert all(s["rss_mb"] > 20 for s in report["samples"])
+    assert report["end_mb"] == report["samples"][-1]["rss_mb"]

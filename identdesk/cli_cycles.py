@@ -1,0 +1,203 @@
+"""`identdesk bench cycles`: the whole server's memory over many call cycles.
+
+A real `identdesk serve` runs as a child process; this process plays phone and
+agent for N calls one after another (join, call, capture, decide, hang up) and
+reads the server's resident memory as it goes. Memory that keeps growing with
+the cycles is a leak; a flat line after warm-up is what we want.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+from aiortc import AudioStreamTrack, VideoStreamTrack
+
+from identdesk.clients import (
+    AgentClient,
+    PhoneClient,
+    activate_and_consent,
+    create_case,
+)
+from identdesk.qa import free_port
+from media.bench_peers import test_pattern
+
+
+class PatternTrack(VideoStreamTrack):
+    """A generated moving picture, as a phone camera would send it."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__()
+        self.size = (width, height)
+        self.index = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        planes = test_pattern(*self.size, self.index)  # planar YUV 4:2:0
+        self.index += 1
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+def register(commands: Any) -> None:
+    group = commands.group("bench", "measure the product on this machine")
+    parser = group.add_parser(
+        "cycles",
+        help="server memory over N call-and-hang-up cycles",
+        description=__doc__,
+    )
+    parser.add_argument("--count", type=int, default=50, help="call cycles")
+    parser.add_argument("--seconds", type=float, default=2.0, help="call length")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=cmd_cycles)
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else 0.0
+
+
+def cmd_cycles(args: argparse.Namespace) -> int:
+    if args.count < 2:
+        print("error: --count needs at least 2 cycles", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="identdesk-cycles-") as tmp:
+        port = free_port()
+        env = {**os.environ, "IDENTDESK_SERVICE_HOURS": "always"}
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "identdesk.cli",
+                "serve",
+                "--no-tls",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(tmp) / "data"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        try:
+            banner = _wait_banner(server)
+            key = re.search(r"API key (idk_\S+)", banner)
+            password = re.search(r"password (\S+)", banner)
+            assert key and password, banner
+            samples = asyncio.run(
+                _cycles(
+                    server.pid,
+                    f"http://127.0.0.1:{port}",
+                    key.group(1),
+                    password.group(1),
+                    args,
+                )
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    _print(samples, args)
+    return 0
+
+
+def _wait_banner(server: subprocess.Popen[str]) -> str:
+    assert server.stdout is not None
+    lines = []
+    for line in server.stdout:
+        lines.append(line)
+        if "identdesk is running" in line:
+            return "".join(lines)
+    raise RuntimeError("the server did not start:\n" + "".join(lines))
+
+
+async def _cycles(
+    pid: int, base: str, key: str, password: str, args: argparse.Namespace
+) -> list[dict[str, float]]:
+    samples = [{"cycle": 0, "rss_mb": rss_mb(pid), "seconds": 0.0}]
+    started = time.monotonic()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        agent = AgentClient(http, base)
+        await agent.login("admin", password)
+        for cycle in range(1, args.count + 1):
+            await _one_call(http, base, key, agent, args.seconds)
+            samples.append(
+                {
+                    "cycle": cycle,
+                    "rss_mb": rss_mb(pid),
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
+            print(
+                f"cycle {cycle}/{args.count}: server {samples[-1]['rss_mb']:.1f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        await agent.close()
+    return samples
+
+
+async def _one_call(
+    http: aiohttp.ClientSession, base: str, key: str, agent: AgentClient, seconds: float
+) -> None:
+    case = await create_case(http, base, key)
+    consent = await activate_and_consent(http, case["activation_url"])
+    phone = PhoneClient(
+        http, base, tracks=lambda: [PatternTrack(640, 360), AudioStreamTrack()]
+    )
+    try:
+        await phone.join(consent["tan"])
+        await agent.take_case()
+        await agent.connect_media()
+        await agent.wait_frames(agent.frames + int(20 * seconds), timeout=30)
+        await agent.capture("front")
+        await agent.decide("reject", "document_invalid")
+    finally:
+        await phone.close()
+
+
+def _print(samples: list[dict[str, float]], args: argparse.Namespace) -> None:
+    warm = samples[min(10, len(samples) - 1)]
+    last = samples[-1]
+    per_cycle = (last["rss_mb"] - warm["rss_mb"]) / max(
+        1, last["cycle"] - warm["cycle"]
+    )
+    summary = {
+        "cycles": args.count,
+        "start_mb": samples[0]["rss_mb"],
+        "after_warmup_mb": warm["rss_mb"],
+        "end_mb": last["rss_mb"],
+        "growth_per_cycle_after_warmup_mb": round(per_cycle, 3),
+        "samples": samples,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{args.count} call cycles of {args.seconds:.0f} s against `identdesk serve`")
+    step = max(1, len(samples) // 10)
+    for s in samples[::step]:
+        print(
+            f"  after cycle {int(s['cycle']):>3}: server resident {s['rss_mb']:.1f} MB"
+        )
+    print(
+        f"server resident: {samples[0]['rss_mb']:.1f} MB at start, "
+        f"{warm['rss_mb']:.1f} MB after cycle {int(warm['cycle'])}, "
+        f"{last['rss_mb']:.1f} MB after cycle {int(last['cycle'])}: "
+        f"{per_cycle:+.3f} MB per cycle after warm-up"
+    )
