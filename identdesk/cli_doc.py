@@ -16,7 +16,13 @@ import cv2
 import numpy as np
 
 from media import render
-from media.document import RECTIFIED_SIZE, corner_error, detect_document, rectify
+from media.document import (
+    ASPECT,
+    RECTIFIED_SIZE,
+    corner_error,
+    detect_document,
+    rectify,
+)
 from media.faces import find_faces, portrait_face
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
 from media.quality import assess, best_index
@@ -182,11 +188,26 @@ def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
     out["document"] = det.to_json() if det else None
     out["faces"] = [f.to_json() for f in find_faces(frame)]
     doc = rectify(frame, det.corners, det.kind) if det else None
+    scan = _scan_kind(frame) if det is None else None
+    if scan:
+        # a scan or crop that is the document itself: no outline to find
+        doc = cv2.resize(frame, RECTIFIED_SIZE[scan], interpolation=cv2.INTER_AREA)
+        out["scan"] = scan
     portrait = portrait_face(doc) if doc is not None else None
     out["portrait"] = portrait.to_json() if portrait else None
     out["mrz"] = _read_mrz(doc if doc is not None else frame)
     out["_rectified"] = doc
     return out
+
+
+def _scan_kind(image: np.ndarray) -> str | None:
+    """'id1' or 'td3' when the image has a document's proportions (within 4 %)."""
+    h, w = image.shape[:2]
+    ratio = max(w, h) / min(w, h)
+    for kind, aspect in ASPECT.items():
+        if abs(np.log(ratio / aspect)) < 0.04 and w > h:
+            return kind
+    return None
 
 
 def _read_mrz(image: np.ndarray) -> dict[str, Any] | None:
@@ -235,6 +256,8 @@ def _print_analysis(out: dict[str, Any]) -> None:
     if d:
         print(f"  document {d['kind']} score {d['score']} visible {d['visible']}")
         print(f"  corners {d['corners']}")
+    elif out.get("scan"):
+        print(f"  no outline: the image has {out['scan']} proportions, read as a scan")
     else:
         print("  document not found")
     q = out["quality"]
