@@ -1,11 +1,13 @@
 """Document detection and rectification on rendered scenes."""
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from identdesk.cli import main
 from media import render
 from media.document import (
     corner_error,
@@ -108,3 +110,13 @@ def test_metric_ratio_recovers_card_proportions_under_perspective():
     doc = render.draw_document("td3", seed=5)
     _, truth = render.SceneRenderer(doc, seed=5).frame(0.4, False)
     assert metric_ratio(truth, 1280, 720) == pytest.approx(125 / 88, rel=0.01)
+
+
+def test_doc_analyze_command_reads_a_scan(tmp_path, capsys):
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), render.draw_document("id1", seed=2).image)
+    assert main(["doc", "analyze", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["document"] is None
+    assert out["scan"] == "id1"
+    assert out["portrait"] is not None
