@@ -171,8 +171,9 @@ def best_index(qualities: list[Quality]) -> int | None:
 class FrameWindow:
     """The frames of the last `seconds` with their quality; thread-safe."""
 
-    def __init__(self, seconds: float = 3.0) -> None:
+    def __init__(self, seconds: float = 3.0, kind: str | None = None) -> None:
         self.seconds = seconds
+        self.kind = kind  # "id1" or "td3" when the checklist says which document
         self._items: deque[tuple[float, np.ndarray, Quality]] = deque()
         self._lock = threading.Lock()
         self._last: Detection | None = None
@@ -180,7 +181,7 @@ class FrameWindow:
     def add(self, t: float, frame: np.ndarray) -> Quality:
         with self._lock:
             previous = self._last
-        q = assess(frame, previous)
+        q = assess(frame, previous, kind=self.kind)
         with self._lock:
             self._last = q.detection
             self._items.append((t, frame, q))
