@@ -360,8 +360,8 @@ def _cut_quads(lines: np.ndarray, w: int, h: int, aspect: float) -> np.ndarray:
     if not len(pairs):
         return np.zeros((0, 4, 2))
     ang = np.arctan2(lines[:, 1], lines[:, 0])
-    pi, k = np.meshgrid(np.arange(len(pairs)), np.arange(len(lines)), indexing="ij")
-    pi, k = pi.ravel(), k.ravel()
+    grid = np.meshgrid(np.arange(len(pairs)), np.arange(len(lines)), indexing="ij")
+    pi, k = grid[0].ravel(), grid[1].ravel()
     i, j = pairs[pi, 0], pairs[pi, 1]
     sel = (np.abs(np.sin(ang[i] - ang[k])) > np.sin(np.radians(50))) & (k != i)
     sel &= k != j
@@ -731,7 +731,7 @@ def _complete_side(
             continue
         # the smallest format that still reaches 3% of its length past the edge
         far = quads[0, 2:]
-        reach = 0.03 * np.linalg.norm(far[0] - quads[0, 1])
+        reach = 0.03 * float(np.linalg.norm(far[0] - quads[0, 1]))
         best = (quads[0], k)
         if kind or _outside(far, w, h, reach).all():
             break

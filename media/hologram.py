@@ -353,14 +353,16 @@ def check_tilt(
     # TODO(tracking drift under 1 % on 360p and low-contrast frames): an outline
     # that drifts shifts the content and reads as a colour swing, so flat copies
     # can pass; `eval hologram` prints the tilt error rates.
-    rect, corners, doc_kind = _follow(frames, kind)
-    idx = [i for i, r in enumerate(rect) if r is not None]
-    share = len(idx) / max(len(rect), 1)
+    rect_or_none, corners_or_none, doc_kind = _follow(frames, kind)
+    idx = [i for i, r in enumerate(rect_or_none) if r is not None]
+    rect = [r for r in rect_or_none if r is not None]
+    corners = [c for c in corners_or_none if c is not None]
+    share = len(idx) / max(len(rect_or_none), 1)
     if share < 0.5:
         return HologramResult(
             "inconclusive", 0.0, f"document found in only {share:.0%} of frames"
         )
-    tilt = np.array([_tilt(corners[i]) for i in idx])
+    tilt = np.array([_tilt(c) for c in corners])
     spread = float(np.linalg.norm(tilt.std(0)))
     if len(idx) < 2 * MIN_FRAMES or spread < TILT_MIN:
         return HologramResult(
@@ -371,7 +373,7 @@ def check_tilt(
         )
 
     # per cell: how much of the colour's change the tilt explains, and how far
-    chroma = np.array([_chromaticity(rect[i])[0] for i in idx])  # (T, gy, gx, 2)
+    chroma = np.array([_chromaticity(r)[0] for r in rect])  # (T, gy, gx, 2)
     t_n = len(idx)
     y = chroma.reshape(t_n, -1) - np.median(chroma, axis=0).reshape(1, -1)
     design = np.c_[tilt - tilt.mean(0), np.ones(t_n)]
@@ -402,9 +404,7 @@ def check_tilt(
             "no area changes colour as the document tilts: a flat copy, or too "
             "little tilt or light; run the torch check",
         )
-    overlay = _overlay(
-        rect[idx[0]], (2 * amp).reshape(gy, gx), responding.reshape(gy, gx)
-    )
+    overlay = _overlay(rect[0], (2 * amp).reshape(gy, gx), responding.reshape(gy, gx))
     logger.info(
         "- tilt check: %s (score %.2f, %d responding cells)", verdict, strength, n_resp
     )
