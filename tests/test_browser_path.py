@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from identdesk.clients import create_case
@@ -190,9 +192,19 @@ async def test_browser_desktop_visitor_sees_qr_code(
     await page.wait_for_function("document.getElementById('qr').naturalWidth > 0")
     path = await shots(page, "desktop-qr")
 
-    # the code on the screen opens the phone page of this server
-    image = cv2.imread(str(path))
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    # the code on the screen opens the phone page of this server; decode the
+    # element's own pixels, enlarged, until the deadline (rendering may settle)
+    assert path.exists()
+    deadline = time.monotonic() + 10
+    text = ""
+    while not text and time.monotonic() < deadline:
+        png = await page.locator("#qr").screenshot()
+        image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        image = cv2.copyMakeBorder(
+            image, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255
+        )
+        image = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
     assert text == f"{server.base}/phone/"
 
     await page.click("#desktop-continue")
