@@ -10,6 +10,7 @@ from aiohttp_session import get_session, new_session
 
 from signaling.accounts import Agent
 from signaling.errors import ApiError, bad_request, read_json
+from signaling.ratelimit import wait_text
 from signaling.services import client_address, services
 
 routes = web.RouteTableDef()
@@ -60,7 +61,7 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(
             429,
             "too_many_attempts",
-            f"too many failed logins; try again in {int(wait) + 1} s",
+            f"too many failed logins; try again {wait_text(wait)}",
             retry_after=int(wait) + 1,
         )
     data = await read_json(request)

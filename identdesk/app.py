@@ -107,6 +107,11 @@ async def create_app(
     app.add_routes(agent_desk.routes)
     app.add_routes(pages.routes)
     app.router.add_get("/", index)
+
+    async def terms(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_ROOT / "terms.html")
+
+    app.router.add_get("/terms", terms)
     app.router.add_get("/phone/", _static_page("phone"))
     app.router.add_get("/agent/", _static_page("agent"))
     app.router.add_static("/static/", WEB_ROOT, show_index=False)

@@ -89,7 +89,10 @@ class Settings:
     service_hours: ServiceHours = field(default_factory=ServiceHours)
     tan_ttl: timedelta = timedelta(hours=24)
     activation_ttl: timedelta = timedelta(days=7)
-    tan_attempts: int = 5
+    # per client address; 10 guesses of a 49.5-bit number per 10 minutes leave an
+    # attacker nothing, while a few mistyped numbers on a shared carrier address
+    # do not lock out everyone behind it
+    tan_attempts: int = 10
     tan_window: timedelta = timedelta(minutes=10)
     callback_timeout: float = 10.0
     callback_retries: int = 5

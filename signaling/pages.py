@@ -12,6 +12,7 @@ from aiohttp import web
 from agent_console.auth import current_agent
 from signaling.cases import State
 from signaling.errors import ApiError, bad_request, read_json
+from signaling.ratelimit import wait_text
 from signaling.services import client_address, client_tag, services
 from signaling.user_path import hours_status
 
@@ -52,7 +53,7 @@ async def tan_check(request: web.Request) -> web.Response:
         raise ApiError(
             429,
             "too_many_attempts",
-            f"too many wrong transaction numbers; try again in {int(wait) + 1} s",
+            f"too many wrong transaction numbers; try again {wait_text(wait)}",
             retry_after=int(wait) + 1,
         )
     data = await read_json(request)
@@ -72,7 +73,8 @@ async def tan_check(request: web.Request) -> web.Response:
     try:
         case = await svc.store.by_tan(tan[:64])
     except ApiError as exc:
-        if exc.code in ("tan_unknown", "tan_malformed"):
+        # a malformed entry is a typing mistake, never a guess of a real number
+        if exc.code == "tan_unknown":
             svc.tan_limiter.fail(client)
             svc.metrics.tan_failures.inc()
             logger.warning(

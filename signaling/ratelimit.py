@@ -36,3 +36,10 @@ class FailureLimiter:
 
     def succeed(self, client: str) -> None:
         self._failures.pop(client, None)
+
+
+def wait_text(seconds: float) -> str:
+    """'in 40 s' or 'in about 7 minutes': what a person can act on."""
+    if seconds <= 90:
+        return f"in {int(seconds) + 1} s"
+    return f"in about {round(seconds / 60)} minutes"

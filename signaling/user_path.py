@@ -13,6 +13,7 @@ from signaling.cases import State, tan_valid_until
 from signaling.errors import ApiError, bad_request, read_json
 from signaling.mail import compose
 from signaling.messages import Join, Offer, Ping, TorchState, parse_phone
+from signaling.ratelimit import wait_text
 from signaling.services import Services, client_address, client_tag, services
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
         raise ApiError(
             429,
             "too_many_attempts",
-            f"too many wrong transaction numbers; try again in {int(wait) + 1} s",
+            f"too many wrong transaction numbers; try again {wait_text(wait)}",
             retry_after=int(wait) + 1,
         )
     status = hours_status(svc)
@@ -187,7 +188,8 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
     try:
         case = await svc.store.by_tan(tan)
     except ApiError as exc:
-        if exc.code in ("tan_unknown", "tan_malformed"):
+        # a malformed entry is a typing mistake, never a guess of a real number
+        if exc.code == "tan_unknown":
             svc.tan_limiter.fail(client)
             svc.metrics.tan_failures.inc()
             logger.warning("%s x wrong transaction number", conn.label)

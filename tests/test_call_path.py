@@ -168,9 +168,15 @@ async def _wait(sink: CallbackSink) -> None:
 
 async def test_phone_join_wrong_tan_is_refused_and_rate_limited(server: Server) -> None:
     phone = PhoneClient(server.http, server.base)
+    limit = server.svc.settings.tan_attempts
     try:
         await phone.open("/ws/phone")
-        for _ in range(5):
+        # typing mistakes are not guesses: they never count towards the limit
+        for _ in range(limit + 2):
+            await phone.send({"type": "join", "tan": "12"})
+            msg = await phone.log.expect("error")
+            assert msg["error"]["code"] == "tan_malformed"
+        for _ in range(limit):
             await phone.send({"type": "join", "tan": "AAAAA-BBBBB"})
             msg = await phone.log.expect("error")
             assert msg["error"]["code"] == "tan_unknown"
@@ -178,9 +184,9 @@ async def test_phone_join_wrong_tan_is_refused_and_rate_limited(server: Server) 
         msg = await phone.log.expect("error")
         assert msg["error"]["code"] == "too_many_attempts"
         assert msg["error"]["retry_after"] > 0
-        await phone.send({"type": "join", "tan": "12"})
-        msg = await phone.log.expect("error")
-        assert msg["error"]["code"] == "too_many_attempts"
+        assert msg["error"]["message"] == (
+            "too many wrong transaction numbers; try again in about 10 minutes"
+        )
     finally:
         await phone.close()
 

@@ -142,3 +142,11 @@ async def test_activation_link_fetch_alone_changes_nothing(server: Server) -> No
     token = created["activation_url"].rsplit("/", 1)[-1]
     async with server.http.get(f"{server.base}/api/v1/activation/{token}") as resp:
         assert (await resp.json())["state"] == "activated"
+
+
+async def test_terms_page_is_served(server: Server) -> None:
+    async with server.http.get(f"{server.base}/terms") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert "Datenschutzhinweise" in text
+    assert "widerrufen" in text

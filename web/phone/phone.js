@@ -29,7 +29,11 @@ function notice(text, kind) {
 
 function errorText(error) {
   const code = error.code || "other";
-  if (code === "too_many_attempts") return t("error.too_many_attempts", {s: error.retry_after || 60});
+  if (code === "too_many_attempts") {
+    const minutes = Math.ceil((error.retry_after || 60) / 60);
+    const m = minutes <= 1 ? t("wait.minute") : t("wait.minutes", {n: minutes});
+    return t("error.too_many_attempts", {m});
+  }
   if (code === "service_closed") return t("error.service_closed", {when: error.opens_at_local || localTime(error.opens_at)});
   const key = `error.${code}`;
   return t(key) === key ? t("error.other", {message: error.message || code}) : t(key);
@@ -345,6 +349,15 @@ function onAgentLeft() {
 
 // --- the call ------------------------------------------------------------------------
 
+function keepResolution(sender) {
+  const params = sender.getParameters();
+  params.degradationPreference = "maintain-resolution";
+  if (params.encodings && params.encodings.length) {
+    params.encodings[0].maxBitrate = 2500000;  // enough for sharp 720p text
+  }
+  sender.setParameters(params).catch(() => {});  // before negotiation some browsers refuse
+}
+
 async function startCall() {
   showReconnecting(false);
   closePeer();
@@ -354,7 +367,13 @@ async function startCall() {
   }
   const pc = new RTCPeerConnection();
   state.pc = pc;
-  state.stream.getTracks().forEach((track) => pc.addTrack(track, state.stream));
+  state.stream.getTracks().forEach((track) => {
+    // a document must stay legible: under load or low bandwidth the browser should
+    // drop frames, not pixels ("detail" hint, maintain-resolution)
+    if (track.kind === "video") track.contentHint = "detail";
+    const sender = pc.addTrack(track, state.stream);
+    if (track.kind === "video") keepResolution(sender);
+  });
   pc.ontrack = (event) => {
     const remote = $("remote");
     if (!remote.srcObject) remote.srcObject = new MediaStream();
