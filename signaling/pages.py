@@ -12,9 +12,8 @@ from aiohttp import web
 from agent_console.auth import current_agent
 from signaling.cases import State
 from signaling.errors import ApiError, bad_request, read_json
-from signaling.ratelimit import wait_text
 from signaling.services import client_address, client_tag, services
-from signaling.user_path import hours_status
+from signaling.user_path import check_open, check_rate_limit
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -48,28 +47,12 @@ async def tan_check(request: web.Request) -> web.Response:
     """Check a transaction number before the phone opens its camera and joins."""
     svc = services(request)
     client = client_address(request)
-    wait = svc.tan_limiter.retry_after(client)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many wrong transaction numbers; try again {wait_text(wait)}",
-            retry_after=int(wait) + 1,
-        )
+    check_rate_limit(svc, client)
     data = await read_json(request)
     tan = data.get("tan")
     if not isinstance(tan, str):
         raise bad_request("the check needs a string field 'tan'")
-    status = hours_status(svc)
-    if not status["open"]:
-        raise ApiError(
-            403,
-            "service_closed",
-            f"the video identification is open {status['hours']}; "
-            f"it opens again at {status['opens_at_local']}",
-            opens_at=status["opens_at"],
-            opens_at_local=status["opens_at_local"],
-        )
+    check_open(svc)
     try:
         case = await svc.store.by_tan(tan[:64])
     except ApiError as exc:

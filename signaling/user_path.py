@@ -167,7 +167,8 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
+def check_rate_limit(svc: Services, client: str) -> None:
+    """Refuse a client that guessed too many transaction numbers lately."""
     wait = svc.tan_limiter.retry_after(client)
     if wait > 0:
         raise ApiError(
@@ -176,6 +177,10 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
             f"too many wrong transaction numbers; try again {wait_text(wait)}",
             retry_after=int(wait) + 1,
         )
+
+
+def check_open(svc: Services) -> None:
+    """Refuse outside the service hours, saying when the service opens."""
     status = hours_status(svc)
     if not status["open"]:
         raise ApiError(
@@ -184,7 +189,13 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
             f"the video identification is open {status['hours']}; "
             f"it opens again at {status['opens_at_local']}",
             opens_at=status["opens_at"],
+            opens_at_local=status["opens_at_local"],
         )
+
+
+async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
+    check_rate_limit(svc, client)
+    check_open(svc)
     try:
         case = await svc.store.by_tan(tan)
     except ApiError as exc:
