@@ -10,7 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -488,7 +488,7 @@ def cmd_eval_doc(args: argparse.Namespace) -> int:
     corpus = [(p, k) for p, k in CORPUS_DOCS if (CORPUS / p).exists()]
     if corpus and args.corpus_scenes:
         cdocs = [
-            render.document_from_image(cv2.imread(str(CORPUS / p)), k)
+            render.document_from_image(cast(np.ndarray, cv2.imread(str(CORPUS / p))), k)
             for p, k in corpus
         ]
         out["corpus_rendered"] = _eval_scenes(
@@ -605,7 +605,7 @@ def cmd_eval_hologram(args: argparse.Namespace) -> int:
     corpus = [(p, k) for p, k in CORPUS_DOCS if (CORPUS / p).exists()]
     if corpus and args.corpus_n > 0:
         cdocs = [
-            render.document_from_image(cv2.imread(str(CORPUS / p)), k)
+            render.document_from_image(cast(np.ndarray, cv2.imread(str(CORPUS / p))), k)
             for p, k in corpus
         ]
         out["corpus_rendered"] = _eval_variants(

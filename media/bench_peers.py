@@ -96,7 +96,7 @@ def encode_clip(resolution: str, frames: int = CLIP_FRAMES) -> list[bytes]:
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
     codec.time_base = fractions.Fraction(1, FPS)
-    codec.framerate = FPS
+    codec.framerate = fractions.Fraction(FPS)
     codec.bit_rate = BITRATE[resolution]
     codec.gop_size = KEYFRAME_INTERVAL
     # libvpx's fastest real-time setting: ~30 ms of CPU per 720p frame here
@@ -412,7 +412,7 @@ class _Phones:
         sender = pc.addTrack(video)
         # TODO(aiortc 1.16 internals): PLI/FIR reach RTCRtpSender._send_keyframe,
         # which only flags aiortc's own encoder; these packets are pre-encoded
-        sender._send_keyframe = video.request_keyframe
+        sender._send_keyframe = video.request_keyframe  # type: ignore[method-assign]
         vp8 = [
             c
             for c in RTCRtpSender.getCapabilities("video").codecs

@@ -14,6 +14,7 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -60,22 +61,30 @@ class LbpCascade:
         root = ET.parse(path).getroot().find("cascade")
         if root is None or root.findtext("featureType", "").strip() != "LBP":
             raise ValueError(f"{path}: not an LBP cascade")
-        self.width = int(root.findtext("width"))
-        self.height = int(root.findtext("height"))
+        # a malformed file fails here with a TypeError or AttributeError on None
+        self.width = int(cast(str, root.findtext("width")))
+        self.height = int(cast(str, root.findtext("height")))
         self.rects = np.array(
-            [[int(v) for v in r.text.split()] for r in root.iter("rect")], np.int32
+            [[int(v) for v in cast(str, r.text).split()] for r in root.iter("rect")],
+            np.int32,
         )
-        self.stages = []
-        for st in root.find("stages"):
-            feats, subsets, leaves = [], [], []
-            for weak in st.find("weakClassifiers"):
-                nodes = [int(v) for v in weak.findtext("internalNodes").split()]
+        self.stages: list[_Stage] = []
+        for st in cast(ET.Element, root.find("stages")):
+            feats: list[int] = []
+            subsets: list[list[int]] = []
+            leaves: list[list[float]] = []
+            for weak in cast(ET.Element, st.find("weakClassifiers")):
+                nodes = [
+                    int(v) for v in cast(str, weak.findtext("internalNodes")).split()
+                ]
                 feats.append(nodes[2])
                 subsets.append([v & 0xFFFFFFFF for v in nodes[3:11]])
-                leaves.append([float(v) for v in weak.findtext("leafValues").split()])
+                leaves.append(
+                    [float(v) for v in cast(str, weak.findtext("leafValues")).split()]
+                )
             self.stages.append(
                 _Stage(
-                    float(st.findtext("stageThreshold")),
+                    float(cast(str, st.findtext("stageThreshold"))),
                     np.array(feats, np.int32),
                     np.array(subsets, np.uint32),
                     np.array(leaves, np.float64),

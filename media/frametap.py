@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 import av
 import numpy as np
@@ -61,7 +62,7 @@ class FrameTap:
         self._pending: deque[EncodedFrame] = deque()
         self._lock = threading.Lock()
         self._busy = False
-        self._decoder: av.CodecContext | None = None
+        self._decoder: av.VideoCodecContext | None = None
         self._codec_name = ""
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -156,7 +157,10 @@ class FrameTap:
         if name is None:
             return None
         if self._decoder is None or name != self._codec_name:
-            self._decoder = av.CodecContext.create(name, "r")
+            # DECODERS names only video codecs
+            self._decoder = cast(
+                av.VideoCodecContext, av.CodecContext.create(name, "r")
+            )
             self._codec_name = name
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp

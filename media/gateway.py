@@ -14,6 +14,7 @@ tap decodes, and only while frames are wanted (`FrameTap`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import BinaryIO
@@ -108,7 +109,9 @@ class MediaGateway:
         leg.pc = pc
         tracks = {}
         for kind in KINDS:
-            track = RelayTrack(other.hubs[kind], lambda k=kind: _sending_codec(pc, k))
+            track = RelayTrack(
+                other.hubs[kind], functools.partial(_sending_codec, pc, kind)
+            )
             sender = pc.addTrack(track)
             forward_keyframe_requests(sender, other.hubs[kind])
             tracks[kind] = track

@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import cv2
 import numpy as np
@@ -237,10 +238,10 @@ def check_hologram(
     kind: str | None = None,
 ) -> HologramResult:
     """Judge optically variable features from frames filmed under a torch pattern."""
-    times = np.asarray(times, np.float64)
-    lit = np.array([any(a <= t < b for a, b in torch_on) for t in times])
+    all_times = np.asarray(times, np.float64)
+    lit = np.array([any(a <= t < b for a, b in torch_on) for t in all_times])
     edges = [e for iv in torch_on for e in iv]
-    settled = np.array([all(abs(t - e) >= SETTLE_S for e in edges) for t in times])
+    settled = np.array([all(abs(t - e) >= SETTLE_S for e in edges) for t in all_times])
 
     # align frames to the rectified document
     rect, doc_kind = align(frames, kind)
@@ -261,8 +262,11 @@ def check_hologram(
 
     # per-frame, per-cell measures
     idx = np.flatnonzero(usable)
-    chroma, bright, high = zip(*(_chromaticity(rect[i]) for i in idx), strict=False)
-    chroma, bright, high = np.array(chroma), np.array(bright), np.array(high)
+    docs = [cast(np.ndarray, rect[i]) for i in idx]  # usable: all found
+    measures = [_chromaticity(d) for d in docs]
+    chroma = np.array([m[0] for m in measures])
+    bright = np.array([m[1] for m in measures])
+    high = np.array([m[2] for m in measures])
     lit_u = lit[idx].astype(np.float64)
     ref = np.median(chroma[lit_u == 0], axis=0)
     change = _colour_change(chroma, ref)  # (T, gy, gx)
@@ -274,7 +278,7 @@ def check_hologram(
     bright_corr = float(_corr(bright_doc[:, None], lit_u)[0])
     high_f = high.reshape(t_n, -1)
     high_corr = _corr(high_f, lit_u)
-    hot = _hot_spot([rect[i] for i in idx], lit_u == 1)
+    hot = _hot_spot(docs, lit_u == 1)
     hot_corr = float(_corr(hot[:, None], lit_u)[0])
     hot_gain = float(hot[lit_u == 1].mean() - hot[lit_u == 0].mean())
 
@@ -316,17 +320,17 @@ def check_hologram(
     }
     verdict, reason = _verdict(bright_corr, n_resp, hot_gain)
     intervals = _interval_figures(
-        times[idx],
+        all_times[idx],
         lit[idx],
         bright_doc,
         change_f,
         high_f,
         responding.ravel(),
         torch_on,
-        times,
+        all_times,
     )
     overlay = _overlay(
-        rect[idx[0]] if lit_u[0] == 0 else rect[idx[-1]],
+        docs[0] if lit_u[0] == 0 else docs[-1],
         hue_gain.reshape(high.shape[1:]),
         responding.reshape(high.shape[1:]),
     )
@@ -488,7 +492,7 @@ def _overlay(doc: np.ndarray, gain: np.ndarray, responding: np.ndarray) -> np.nd
     """The rectified document with a heat map of colour response, boxes on cells
     that responded in step with the torch."""
     h, w = doc.shape[:2]
-    heat = np.clip(gain / (3 * HUE_RESPONSE), 0, 1)
+    heat: np.ndarray = np.clip(gain / (3 * HUE_RESPONSE), 0, 1)
     heat = cv2.resize(
         (heat * 255).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST
     )

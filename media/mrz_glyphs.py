@@ -23,6 +23,7 @@ import logging
 import runpy
 import time
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ TEMPLATE_CAP = 40  # cap height of the glyph templates shipped for tests
 
 def random_text(rng: np.random.Generator, count: int) -> str:
     """A line of random MRZ characters with filler runs, as real lines have."""
-    chars = []
+    chars: list[str] = []
     while len(chars) < count:
         if rng.random() < 0.04:
             chars.extend("<" * int(rng.integers(2, 12)))
@@ -81,7 +82,7 @@ def render_block(
     size = int(rng.integers(34, 56))
     font = ImageFont.truetype(FONT if rng.random() < 0.7 else FONT_SHARP, size)
     left, top, right, bottom = font.getbbox("A")
-    cap = bottom - top
+    cap = int(bottom - top)  # FreeType boxes are whole pixels already
     spacing = cap * rng.uniform(1.5, 2.1)
     width = int(font.getlength(texts[0])) + 4 * cap
     height = int(spacing * len(texts) + 4 * cap)
@@ -127,7 +128,7 @@ def _stroke_weight(rng: np.random.Generator, mask: np.ndarray, cap: int) -> np.n
 
 def _homography(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """A small rotation plus perspective, as a rest after rectification."""
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     tilt = rng.uniform(-0.04, 0.04) * h  # one end taller than the other
     dst = src.copy()
     dst[1, 1] -= tilt
@@ -175,7 +176,7 @@ def degrade(
     if rng.random() < 0.7:
         quality = int(rng.integers(35, 95))
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        img = cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE))
     return img, moved
 
 
@@ -199,7 +200,8 @@ def _jitter(rng: np.random.Generator, line: Line) -> Line:
 def make_samples(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Glyph crops and labels from `count` rendered MRZ blocks."""
     rng = np.random.default_rng(seed)
-    xs, ys = [], []
+    xs: list[np.ndarray] = []
+    ys: list[int] = []
     for _ in range(count):
         n, rows = [(30, 3), (36, 2), (44, 2)][int(rng.integers(0, 3))]
         texts = [random_text(rng, n) for _ in range(rows)]
@@ -297,12 +299,13 @@ def encode(members: list[dict]) -> str:
             w = params[name]
             scale = float(np.abs(w).max() / 127)
             arrays[prefix + name] = np.round(w / scale).astype(np.int8)
-            arrays[prefix + name + "_scale"] = np.float32(scale)
+            arrays[prefix + name + "_scale"] = np.asarray(scale, np.float32)
         for name in ("b1", "b2", "mean"):
             arrays[prefix + name] = params[name].astype(np.float16)
     arrays["templates"] = templates()
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    # numpy's stub lets **kwds reach allow_pickle: bool
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -86,7 +86,7 @@ def decode_weights(text: str) -> list[dict[str, np.ndarray]]:
     Member 0 is stored under plain names (w1, b1, ...), member i under "m{i}_".
     """
     data = np.load(io.BytesIO(base64.b64decode(text)))
-    members = []
+    members: list[dict[str, np.ndarray]] = []
     while True:
         prefix = f"m{len(members)}_" if members else ""
         if prefix + "w1" not in data:

@@ -17,9 +17,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import av
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
@@ -146,7 +148,7 @@ class _JitterBufferOutput(queue.Queue):  # type: ignore[type-arg]
             super().put(None)
             self._on_end()
             return
-        codec, jitter_frame = item  # type: ignore[misc]
+        codec, jitter_frame = cast(tuple[RTCRtpCodecParameters, JitterFrame], item)
         data = jitter_frame.data
         self._hub.publish(
             EncodedFrame(codec, data, jitter_frame.timestamp, is_keyframe(codec, data))

@@ -6,13 +6,14 @@ no duration and no cue index. Remuxing once on export gives players both.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import BinaryIO
 
 import av
 
 
-def remux(source: BinaryIO, output: Path) -> dict[str, float | int]:
+def remux(source: BinaryIO | io.RawIOBase, output: Path) -> dict[str, float | int]:
     """Stream-copy every packet; returns the duration in seconds and packet counts."""
     packets = {"video": 0, "audio": 0}
     last = 0.0

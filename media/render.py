@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -374,7 +375,7 @@ class RenderedVideo:
 def _busy_background(w: int, h: int, rng: np.random.Generator) -> np.ndarray:
     """A desk-like clutter: wood or cloth texture with shapes, lines and print."""
     base = rng.integers(40, 170, 3).astype(np.float32)
-    noise = rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32)
+    noise: np.ndarray = rng.normal(0, 1, (h // 8 + 1, w // 8 + 1)).astype(np.float32)
     noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC)
     grain = np.sin(np.linspace(0, rng.uniform(20, 60), w, dtype=np.float32))[None, :]
     tex = base[None, None, :] * (1 + 0.12 * noise[..., None] + 0.06 * grain[..., None])
@@ -628,7 +629,7 @@ class SceneRenderer:
         oy = int(100 + np.clip(pose.t[1] * 2, -100, 100))
         bg = self.bg[oy : oy + self.h, ox : ox + self.w].astype(np.float32)
         bg *= self.ambient * (1.08 if lit and self.attack != "screen" else 1.0)
-        frame = np.clip(bg, 0, 255).astype(np.uint8)
+        frame: np.ndarray = np.clip(bg, 0, 255).astype(np.uint8)
         cv2.warpPerspective(
             doc_img,
             hom,
@@ -645,7 +646,7 @@ class SceneRenderer:
         noise = rng.standard_normal(frame.shape, dtype=np.float32) * self.noise
         frame = cv2.add(frame, noise, dtype=cv2.CV_8U)
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg])
-        frame = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        frame = cast(np.ndarray, cv2.imdecode(buf, cv2.IMREAD_COLOR))
         return frame, corners
 
 
@@ -722,7 +723,10 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> N
         raise ValueError(f"unsupported video file {path.name!r}: use .mp4, .mkv, .webm")
     h, w = frames[0].shape[:2]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream = cast(
+            "av.VideoStream",
+            container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001)),
+        )
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         if codec == "libx264":
             stream.options = {"crf": "20", "preset": "veryfast"}
