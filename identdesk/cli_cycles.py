@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from identdesk.clients import (
     activate_and_consent,
     create_case,
 )
-from identdesk.qa import free_port
+from identdesk.qa import ServeProcess
 from media.bench_peers import test_pattern
 
 
@@ -75,56 +73,23 @@ def cmd_cycles(args: argparse.Namespace) -> int:
         print("error: --count needs at least 2 cycles", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="identdesk-cycles-") as tmp:
-        port = free_port()
-        env = {**os.environ, "IDENTDESK_SERVICE_HOURS": "always"}
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "identdesk.cli",
-                "serve",
-                "--no-tls",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(Path(tmp) / "data"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
+        server = ServeProcess(Path(tmp) / "data")
+        server.start()
         try:
-            banner = _wait_banner(server)
-            key = re.search(r"API key (idk_\S+)", banner)
-            password = re.search(r"password (\S+)", banner)
-            assert key and password, banner
+            assert server.proc is not None
             samples = asyncio.run(
                 _cycles(
-                    server.pid,
-                    f"http://127.0.0.1:{port}",
-                    key.group(1),
-                    password.group(1),
+                    server.proc.pid,
+                    server.base,
+                    server.secret(r"API key (idk_\S+)"),
+                    server.secret(r"password (\S+)"),
                     args,
                 )
             )
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            server.stop()
     _print(samples, args)
     return 0
-
-
-def _wait_banner(server: subprocess.Popen[str]) -> str:
-    assert server.stdout is not None
-    lines = []
-    for line in server.stdout:
-        lines.append(line)
-        if "identdesk is running" in line:
-            return "".join(lines)
-    raise RuntimeError("the server did not start:\n" + "".join(lines))
 
 
 async def _cycles(

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -76,7 +82,6 @@ def probe_video(path: str) -> VideoInfo:
         with av.open(path) as container:
             if not container.streams.video:
                 raise QaError(f"cannot read {path}: it has no video stream")
-            stream = container.streams.video[0]
             seconds = (
                 float(container.duration / 1_000_000) if container.duration else 0.0
             )
@@ -86,7 +91,6 @@ def probe_video(path: str) -> VideoInfo:
             )
     except (av.error.FFmpegError, StopIteration, UnicodeDecodeError) as exc:
         raise QaError(f"cannot read {path}: {exc}") from exc
-    del stream
 
 
 def load_script(path: str | None, seconds: float = 10.0) -> list[dict[str, Any]]:
@@ -226,6 +230,63 @@ async def local_server(data_dir: Path, **overrides: Any):  # type: ignore[no-unt
         yield f"http://127.0.0.1:{settings.port}", svc
     finally:
         await runner.cleanup()
+
+
+class ServeProcess:
+    """`identdesk serve` as a real child process, plain HTTP on loopback, always open.
+
+    Its output is read by a thread into `output`, so a long run never blocks on a
+    full pipe; `stop` sends a signal and waits for the process to end.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._running = threading.Event()
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, "IDENTDESK_SERVICE_HOURS": "always"}
+        command = ["serve", "--no-tls", "--host", "127.0.0.1", "--port"]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "identdesk.cli", *command, str(self.port)]
+            + ["--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._running.wait(timeout):
+            self.stop(signal.SIGKILL)
+            raise RuntimeError("the server did not start:\n" + "".join(self.output))
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if "identdesk is running" in line:
+                self._running.set()
+
+    def secret(self, pattern: str) -> str:
+        """The first group of `pattern` in the output (the printed password, key)."""
+        found = re.search(pattern, "".join(self.output))
+        if found is None:
+            raise RuntimeError(f"no {pattern!r} in:\n" + "".join(self.output))
+        return found.group(1)
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+        self.proc.wait(timeout=60)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class CallbackSink:

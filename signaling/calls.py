@@ -59,7 +59,6 @@ class Call:
         default_factory=lambda: {"on": None, "available": None}
     )
     started: float = field(default_factory=time.monotonic)
-    agent_offer_at: float | None = None
 
 
 class CallHub:
@@ -223,10 +222,7 @@ class CallHub:
         call.gateway.attach_agent(pc)
         self._watch(pc, call, "agent")
         call.agent_pc = pc
-        call.agent_offer_at = time.monotonic()
-        answer = await self._answer(pc, sdp, case_id)
-        # a fresh agent leg needs a picture at once, not at the next periodic keyframe
-        return answer
+        return await self._answer(pc, sdp, case_id)
 
     async def end_call(self, case_id: str, requeue: bool) -> None:
         """Close both legs and finish the recording; requeue the phone if asked."""

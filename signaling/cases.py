@@ -7,7 +7,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -408,6 +408,3 @@ def tan_valid_until(case: Case) -> datetime | None:
     if not case.tan_expires:
         return None
     return datetime.fromisoformat(case.tan_expires).astimezone(UTC)
-
-
-__all__ = ["Case", "CaseStore", "State", "DECISIONS", "REASON_CODES", "timedelta"]

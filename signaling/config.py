@@ -95,12 +95,10 @@ class Settings:
     tan_attempts: int = 10
     tan_window: timedelta = timedelta(minutes=10)
     callback_timeout: float = 10.0
-    callback_retries: int = 5
     stun_urls: tuple[str, ...] = ()
     # https to public addresses only, unless a test or a local demo allows more
     allow_insecure_callbacks: bool = False
     clock: Clock = system_clock
-    create_admin: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -22,62 +19,8 @@ from identdesk.clients import (
     activate_and_consent,
     create_case,
 )
-from tests.conftest import free_port
+from identdesk.qa import ServeProcess
 from tests.media_fixtures import SceneTrack
-
-
-class ServeProcess:
-    """`identdesk serve` as a real child process, plain HTTP on loopback."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.output: list[str] = []
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "IDENTDESK_SERVICE_HOURS": "always"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "identdesk.cli",
-                "serve",
-                "--no-tls",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        deadline = time.monotonic() + 60
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-            if "identdesk is running" in line:
-                return
-            if time.monotonic() > deadline:
-                break
-        raise AssertionError("server did not start:\n" + "".join(self.output))
-
-    def secret(self, pattern: str) -> str:
-        found = re.search(pattern, "".join(self.output))
-        assert found, "".join(self.output)
-        return found.group(1)
-
-    def stop(self, signum: int) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        self.proc.send_signal(signum)
-        rest, _ = self.proc.communicate(timeout=60)
-        self.output.append(rest)
-        return rest
 
 
 def export(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
