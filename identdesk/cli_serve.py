@@ -8,6 +8,7 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,38 +58,40 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def cmd_agent_add(args: argparse.Namespace) -> int:
+def _account_command(
+    args: argparse.Namespace, create: Callable[[Services], Awaitable[str]]
+) -> int:
+    """Open the data folder, run `create`, print its line or the refusal."""
+
     async def run() -> int:
         svc = await build_services(settings_from(args))
         try:
-            agent, password = await svc.accounts.add_agent(
-                args.name, role="admin" if args.admin else "agent"
-            )
+            print(await create(svc))
         except ApiError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 1
         finally:
             await svc.engine.dispose()
-        print(f"agent {agent.name} added; password (shown once): {password}")
         return 0
 
     return asyncio.run(run())
+
+
+def cmd_agent_add(args: argparse.Namespace) -> int:
+    async def create(svc: Services) -> str:
+        role = "admin" if args.admin else "agent"
+        agent, password = await svc.accounts.add_agent(args.name, role=role)
+        return f"agent {agent.name} added; password (shown once): {password}"
+
+    return _account_command(args, create)
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:
-    async def run() -> int:
-        svc = await build_services(settings_from(args))
-        try:
-            partner_id, key = await svc.accounts.add_partner(args.name)
-        except ApiError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
-        finally:
-            await svc.engine.dispose()
-        print(f"partner {args.name} ({partner_id}) added; API key (shown once): {key}")
-        return 0
+    async def create(svc: Services) -> str:
+        partner_id, key = await svc.accounts.add_partner(args.name)
+        return f"partner {args.name} ({partner_id}) added; API key (shown once): {key}"
 
-    return asyncio.run(run())
+    return _account_command(args, create)
 
 
 async def first_start(svc: Services) -> list[str]:
