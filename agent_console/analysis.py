@@ -393,7 +393,7 @@ class CallAnalysis:
 
     async def _live_once(self) -> None:
         """Analyse the tap's latest frame unless it was analysed already."""
-        tap = self.call.gateway.tap
+        tap = self.call.media.tap
         tap.want()
         frame = tap.frame
         if frame is None or frame is self._live_frame:
@@ -648,7 +648,7 @@ class CallAnalysis:
     ) -> tuple[list[np.ndarray], list[float]]:
         """Frames from the tap until `end`, at most CHALLENGE_FPS, with their
         arrival times after t0."""
-        tap = self.call.gateway.tap
+        tap = self.call.media.tap
         loop = asyncio.get_running_loop()
         kept: list[tuple[float, asyncio.Future[np.ndarray]]] = []
         last: av.VideoFrame | None = None

@@ -138,7 +138,7 @@ class Desk:
         call = self.call()
         if call.phone is None:
             raise ApiError(409, "phone_absent", "the phone is not connected")
-        tap = call.gateway.tap
+        tap = call.media.tap
         frame = await tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
         age = time.monotonic() - tap.received_at
         if age > STALE_FRAME_SECONDS:
@@ -195,7 +195,7 @@ class Desk:
             raise ApiError(
                 409, "challenge_running", "a torch challenge is already running"
             )
-        if call.gateway.tap.frame is None:
+        if call.media.tap.frame is None:
             raise ApiError(
                 409, "no_frame", "no video frame has been received from the phone yet"
             )
@@ -288,6 +288,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
     svc = services(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
     await ws.prepare(request)
+    svc.sockets.add(ws)
     conn = DeskConnection(ws, f"agent {agent.name}")
     desk = Desk(svc, agent, conn)
     await conn.send({"type": "hello", "agent": {"id": agent.id, "name": agent.name}})

@@ -6,12 +6,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from agent_console import auth as agent_auth
 from agent_console import desk as agent_desk
+from media.admission import admission, default_max_calls
+from media.workers import WorkerPool
 from signaling import pages, partner_api, user_path
 from signaling.accounts import Accounts
 from signaling.calls import CallHub
@@ -33,6 +35,15 @@ SWEEPER = web.AppKey("sweeper", asyncio.Task)
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 
+def media_pool(settings: Settings) -> WorkerPool | None:
+    """The media worker pool the settings ask for (not yet started), or None."""
+    if settings.media_workers < 1:
+        return None
+    admission.max_calls = default_max_calls(processes=settings.media_workers)
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+    return WorkerPool(settings.media_workers, str(level), admission)
+
+
 async def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = await connect(settings.db_url)
@@ -52,7 +63,7 @@ async def build_services(settings: Settings) -> Services:
             evidence := EvidenceStore(settings.data_dir / "evidence", vault, store)
         ),
         mailer=Mailer(settings.data_dir / "outbox", settings.smtp_url),
-        hub=CallHub(store, evidence, settings),
+        hub=CallHub(store, evidence, settings, media_pool(settings)),
         signer=signer,
         delivery=ResultDelivery(store, signer, settings),
         tan_limiter=FailureLimiter(settings.tan_attempts, window),
@@ -150,6 +161,8 @@ async def create_app(
             await asyncio.sleep(60)
 
     async def on_startup(app: web.Application) -> None:
+        if svc.hub.pool is not None:
+            await svc.hub.pool.start()
         await svc.evidence.close_interrupted()
         reset = await svc.store.reset_interrupted()
         if reset:
@@ -157,13 +170,23 @@ async def create_app(
         svc.delivery.start()
         app[SWEEPER] = asyncio.ensure_future(expire_periodically())
 
+    async def on_shutdown(app: web.Application) -> None:
+        # before aiohttp waits for open connections: end the calls (recordings
+        # closed, both sides told), then close every socket
+        await svc.hub.close_all()
+        for ws in list(svc.sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+
     async def on_cleanup(app: web.Application) -> None:
         app[SWEEPER].cancel()
         await asyncio.gather(app[SWEEPER], return_exceptions=True)
         await svc.hub.close_all()
+        if svc.hub.pool is not None:
+            await svc.hub.pool.close()
         await svc.delivery.stop()
         await svc.engine.dispose()
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -43,11 +43,22 @@ def register(commands: Any) -> None:
         default="demand",
         help="frame tap decoding: only on demand (default) or every frame all call",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="carry the gateway's calls in this many media worker processes, as "
+        "`identdesk serve` does (default 0: in the server process; CPU and memory "
+        "then add up the server and its workers)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=_bench_media)
 
 
 def _bench_media(args: argparse.Namespace) -> int:
+    if args.workers < 0:
+        print(f"--workers must be 0 or more, got {args.workers}", file=sys.stderr)
+        return 2
     if args.calls < 1 or args.seconds <= 0:
         print(
             f"--calls must be at least 1 and --seconds positive, got "
@@ -62,6 +73,7 @@ def _bench_media(args: argparse.Namespace) -> int:
             args.resolution,
             args.baseline_calls,
             tap=args.tap,
+            workers=args.workers,
         )
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))

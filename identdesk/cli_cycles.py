@@ -63,9 +63,31 @@ def register(commands: Any) -> None:
 
 
 def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # ended meanwhile
+        return 0.0
     found = re.search(r"VmRSS:\s+(\d+) kB", status)
     return int(found.group(1)) / 1024 if found else 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (its media workers)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def tree_rss_mb(pid: int) -> tuple[float, int]:
+    """Resident memory of the server and its workers, and the number of workers."""
+    workers = children(pid)
+    return rss_mb(pid) + sum(rss_mb(w) for w in workers), len(workers)
 
 
 def cmd_cycles(args: argparse.Namespace) -> int:
@@ -95,18 +117,21 @@ def cmd_cycles(args: argparse.Namespace) -> int:
 async def _cycles(
     pid: int, base: str, key: str, password: str, args: argparse.Namespace
 ) -> list[dict[str, float]]:
-    samples = [{"cycle": 0, "rss_mb": rss_mb(pid), "seconds": 0.0}]
+    total, workers = tree_rss_mb(pid)
+    samples = [{"cycle": 0, "rss_mb": total, "seconds": 0.0, "workers": float(workers)}]
     started = time.monotonic()
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         agent = AgentClient(http, base)
         await agent.login("admin", password)
         for cycle in range(1, args.count + 1):
             await _one_call(http, base, key, agent, args.seconds)
+            total, workers = tree_rss_mb(pid)
             samples.append(
                 {
                     "cycle": cycle,
-                    "rss_mb": rss_mb(pid),
+                    "rss_mb": total,
                     "seconds": round(time.monotonic() - started, 1),
+                    "workers": float(workers),
                 }
             )
             print(
@@ -154,7 +179,11 @@ def _print(samples: list[dict[str, float]], args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"{args.count} call cycles of {args.seconds:.0f} s against `identdesk serve`")
+    print(
+        f"{args.count} call cycles of {args.seconds:.0f} s against `identdesk serve`"
+        f" (resident memory of the server and its {int(last['workers'])} media"
+        " workers)"
+    )
     step = max(1, len(samples) // 10)
     for s in samples[::step]:
         print(

@@ -21,6 +21,7 @@ from identdesk.clients import (
     file_tracks,
 )
 from identdesk.qa import QaError, load_script, probe_video, run_local, run_session
+from signaling.config import MEDIA_WORKERS_ENV, parse_media_workers
 
 
 def register(commands: Any) -> None:
@@ -36,6 +37,13 @@ def register(commands: Any) -> None:
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument(
         "--data-dir", type=Path, help="data folder of the in-process server"
+    )
+    run.add_argument(
+        "--media-workers",
+        type=parse_media_workers,
+        default=None,
+        help="media worker processes of the in-process server (default: as "
+        "IDENTDESK_MEDIA_WORKERS, else one per core; 0 = none)",
     )
     _remote_options(run)
     run.add_argument("--agent", default=os.environ.get("IDENTDESK_AGENT", ""))
@@ -95,7 +103,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 )
             )
         else:
-            report = asyncio.run(run_local(args.video, script, args.data_dir))
+            workers = args.media_workers
+            if workers is None:
+                workers = parse_media_workers(os.environ.get(MEDIA_WORKERS_ENV, ""))
+            report = asyncio.run(
+                run_local(args.video, script, args.data_dir, media_workers=workers)
+            )
     except QaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

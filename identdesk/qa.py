@@ -217,6 +217,7 @@ async def local_server(data_dir: Path, **overrides: Any):  # type: ignore[no-unt
         tls=False,
         service_hours=ServiceHours(always=True),
         allow_insecure_callbacks=True,  # the callback sink is http on loopback
+        media_workers=0,  # calls in this process unless the caller asks for workers
     )
     for key, value in overrides.items():
         setattr(settings, key, value)
@@ -454,13 +455,17 @@ async def _check_callback(
 
 
 async def run_local(
-    video: str, script: list[dict[str, Any]], data_dir: Path | None
+    video: str,
+    script: list[dict[str, Any]],
+    data_dir: Path | None,
+    media_workers: int = 0,
 ) -> Report:
-    """A QA session against a server started in this process."""
+    """A QA session against a server started in this process, its calls carried
+    by `media_workers` worker processes (0: in the server process)."""
     probe_video(video)
     with tempfile.TemporaryDirectory(prefix="identdesk-qa-") as tmp:
         folder = data_dir or Path(tmp)
-        async with local_server(folder) as (base, svc):
+        async with local_server(folder, media_workers=media_workers) as (base, svc):
             _, api_key = await svc.accounts.add_partner(f"qa-{secrets.token_hex(4)}")
             name = f"qa-agent-{secrets.token_hex(4)}"
             _, password = await svc.accounts.add_agent(name)

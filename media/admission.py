@@ -19,8 +19,8 @@ CORES_PER_CALL = 0.1
 # tools and bursts (keyframes, reconnects)
 CPU_BUDGET = 0.7
 # All calls of a process share one event loop, and with it one core (the GIL):
-# past ~0.8 of it the loop runs late, sockets overflow and video freezes.
-# TODO(worker processes): spread calls over one media process per core.
+# past ~0.8 of it the loop runs late, sockets overflow and video freezes; hence
+# media worker processes (`media.workers`), one per core.
 PROCESS_CORES = 0.8
 ENV_MAX_CALLS = "IDENTDESK_MAX_CALLS"
 
@@ -36,17 +36,21 @@ class GatewayFullError(RuntimeError):
         self.max_calls = max_calls
 
 
-def default_max_calls(cpu_count: int | None = None) -> int:
-    """Calls this process can carry: the env override, else from the CPUs."""
+def default_max_calls(cpu_count: int | None = None, processes: int = 1) -> int:
+    """Calls the machine can carry in `processes` media processes: the env
+    override, else from the CPUs."""
     override = os.environ.get(ENV_MAX_CALLS)
     if override:
         return int(override)
-    cores = min((cpu_count or os.cpu_count() or 1) * CPU_BUDGET, PROCESS_CORES)
+    cores = min(
+        (cpu_count or os.cpu_count() or 1) * CPU_BUDGET,
+        max(processes, 1) * PROCESS_CORES,
+    )
     return max(1, round(cores / CORES_PER_CALL))
 
 
 class Admission:
-    """Counts the calls of one media process against `max_calls`."""
+    """Counts the calls of the machine against `max_calls`."""
 
     def __init__(self, max_calls: int | None = None) -> None:
         self.max_calls = max_calls if max_calls is not None else default_max_calls()

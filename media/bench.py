@@ -181,7 +181,7 @@ class _Run:
             first = await agents.call("first_frame", call, SETUP_TIMEOUT)
             return None if first is None else first - joined
 
-        name = "gateway" if self.mode == "server" else self.mode
+        name = "gateway" if self.mode in ("server", "workers") else self.mode
         print(f"{name}: starting {calls} calls", file=progress, flush=True)
         firsts = await asyncio.gather(*(start_call(call) for call in range(calls)))
         print(f"{name}: measuring {seconds:g} s", file=progress, flush=True)
@@ -234,14 +234,19 @@ async def run_bench(
     baseline_calls: int | None = None,
     progress: TextIO | None = None,
     tap: str = "demand",
+    workers: int = 0,
 ) -> dict[str, Any]:
-    """Measure the gateway and the baseline; returns the report as plain data."""
+    """Measure the gateway (in `workers` worker processes, or in the server
+    process when 0) and the baseline; returns the report as plain data."""
     progress = progress or sys.stderr
     print(f"encoding the {resolution} test pattern", file=progress, flush=True)
     loop = asyncio.get_running_loop()
     clip = await loop.run_in_executor(None, encode_clip, resolution)
     tone = await loop.run_in_executor(None, encode_tone)
-    gateway = _Run("server", clip, tone, tap)
+    if workers:
+        gateway = _Run("workers", clip, tone, tap, workers)
+    else:
+        gateway = _Run("server", clip, tone, tap)
     runs = {"gateway": await gateway.run(calls, seconds, progress)}
     if baseline_calls is None:
         baseline_calls = calls
@@ -254,6 +259,7 @@ async def run_bench(
         "seconds": seconds,
         "resolution": resolution,
         "tap": tap,
+        "workers": workers,
         "cpu_count": os.cpu_count(),
     }
     for name, result in runs.items():
@@ -276,11 +282,17 @@ async def run_bench(
     return report
 
 
+def _lost(count: int) -> str:
+    return "n/a (in the workers)" if count < 0 else str(count)
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The report as a table per run, then the ratios."""
     lines = [
         f"{report['calls']} calls, {report['seconds']:g} s, {report['resolution']},"
-        f" frame tap decoding {report['tap']}, {report['cpu_count']} CPUs,"
+        f" frame tap decoding {report['tap']},"
+        f" {report.get('workers') or 'no'} media worker processes,"
+        f" {report['cpu_count']} CPUs,"
         f" load average {os.getloadavg()[0]:.1f}"
     ]
     header = (
@@ -309,7 +321,7 @@ def format_report(report: dict[str, Any]) -> str:
             f" min fps {run['min_fps']:.1f}; frozen {run['frozen_total']:.0f};"
             f" first frame max {run['first_frame_max_s']:.2f} s;"
             f" server loop lag max {run['max_loop_lag_ms']:.0f} ms;"
-            f" packets lost from phones {run['phone_packets_lost']};"
+            f" packets lost from phones {_lost(run['phone_packets_lost'])};"
             f" phones' process {run['phones_cores']:.2f} cores"
         )
     if "ratio" in report:

@@ -204,13 +204,17 @@ async def _serve(
         "phones": _Phones,
         "agents": _Agents,
     }
+    if role == "workers":
+        from media.bench_workers import WorkersServer
+
+        roles["workers"] = WorkersServer
     target = roles[role](*args)
     done = asyncio.Event()
 
     async def run(call_id: int, name: str, call_args: tuple[Any, ...]) -> None:
         try:
             if name == "ready":
-                result = True
+                result = await target.ready() if hasattr(target, "ready") else True
             else:
                 result = await getattr(target, name)(*call_args)
             conn.send(("result", call_id, result))
@@ -259,8 +263,14 @@ class _ServerBase:
         self._mark: tuple[float, float] | None = None
         self.rss_idle = _rss_bytes()
 
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds()
+
+    def rss_bytes(self) -> int:
+        return _rss_bytes()
+
     async def measure_start(self) -> None:
-        self._mark = (time.monotonic(), _cpu_seconds())
+        self._mark = (time.monotonic(), self.cpu_seconds())
         self.max_lag = 0.0
         self._lag_task = asyncio.ensure_future(self._watch_lag())
 
@@ -284,13 +294,13 @@ class _ServerBase:
     async def measure_stop(self) -> dict[str, float]:
         assert self._mark is not None
         wall, cpu = self._mark
-        cores = (_cpu_seconds() - cpu) / (time.monotonic() - wall)
+        cores = (self.cpu_seconds() - cpu) / (time.monotonic() - wall)
         self._lag_task.cancel()
         return {
             "cores": cores,
             "max_loop_lag_ms": self.max_lag * 1000,
             "phone_packets_lost": float(await self._packets_lost()),
-            "rss": float(_rss_bytes()),
+            "rss": float(self.rss_bytes()),
             "rss_idle": float(self.rss_idle),
         }
 

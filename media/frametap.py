@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
@@ -43,17 +44,60 @@ _executor = ThreadPoolExecutor(
 DECODERS = {"VP8": "vp8", "H264": "h264"}
 
 
-class FrameTap:
-    """Keeps the latest decoded full-resolution frame of the phone's video."""
+class LatestFrame:
+    """The newest decoded frame of a call, and waiting for the next one.
+
+    `FrameTap` decodes here; `media.workers.RemoteTap` mirrors a worker's tap.
+    """
 
     def __init__(self) -> None:
         self.frame: av.VideoFrame | None = None
         self.received_at = 0.0
         self.count = 0  # decoded frames
         self.received = 0  # encoded frames
-        self.decode_seconds = 0.0  # wall time the worker spent decoding
         self.first_frame = asyncio.Event()
         self._new = asyncio.Condition()
+
+    def want(self, seconds: float = WANT_SECONDS) -> None:
+        """Have frames decoded for the next `seconds`."""
+        raise NotImplementedError
+
+    def _set_latest(self, frame: av.VideoFrame) -> None:
+        self.frame = frame
+        self.received_at = time.monotonic()
+        self.first_frame.set()
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._new:
+            self._new.notify_all()
+
+    async def next_frame(self, timeout: float) -> av.VideoFrame:
+        """The next frame to arrive, or the latest one when none comes in time."""
+        self.want()
+        async with self._new:
+            try:
+                await asyncio.wait_for(self._new.wait(), timeout)
+            except TimeoutError:
+                pass
+        if self.frame is None:
+            raise LookupError("no video frame has been received from the phone yet")
+        return self.frame
+
+    def latest_array(self) -> np.ndarray:
+        """The latest decoded frame as BGR; asks for fresh frames from now on."""
+        self.want()
+        if self.frame is None:
+            raise LookupError("no video frame has been received from the phone yet")
+        return self.frame.to_ndarray(format="bgr24")
+
+
+class FrameTap(LatestFrame):
+    """Keeps the latest decoded full-resolution frame of the phone's video."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decode_seconds = 0.0  # wall time the worker spent decoding
         self._hub: EncodedHub | None = None
         self._gop: list[EncodedFrame] = []
         self._gop_bytes = 0
@@ -65,6 +109,8 @@ class FrameTap:
         self._decoder: av.VideoCodecContext | None = None
         self._codec_name = ""
         self._loop: asyncio.AbstractEventLoop | None = None
+        # called with every newly decoded frame (a worker forwards them)
+        self.listeners: list[Callable[[av.VideoFrame], None]] = []
 
     def attach(self, hub: EncodedHub) -> None:
         """Start receiving a hub's encoded video."""
@@ -193,30 +239,6 @@ class FrameTap:
         future.add_done_callback(self._decoded)
 
     def _publish(self, frame: av.VideoFrame) -> None:
-        self.frame = frame
-        self.received_at = time.monotonic()
-        self.first_frame.set()
-        asyncio.ensure_future(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._new:
-            self._new.notify_all()
-
-    async def next_frame(self, timeout: float) -> av.VideoFrame:
-        """The next frame to arrive, or the latest one when none comes in time."""
-        self.want()
-        async with self._new:
-            try:
-                await asyncio.wait_for(self._new.wait(), timeout)
-            except TimeoutError:
-                pass
-        if self.frame is None:
-            raise LookupError("no video frame has been received from the phone yet")
-        return self.frame
-
-    def latest_array(self) -> np.ndarray:
-        """The latest decoded frame as BGR; asks for fresh frames from now on."""
-        self.want()
-        if self.frame is None:
-            raise LookupError("no video frame has been received from the phone yet")
-        return self.frame.to_ndarray(format="bgr24")
+        self._set_latest(frame)
+        for listener in list(self.listeners):
+            listener(frame)

@@ -9,15 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
 
 from media.admission import GatewayFullError, admission
-from media.gateway import MediaGateway
+from media.call_media import CallMedia, LocalCallMedia, OfferError
+from media.workers import WorkerLostError, WorkerPool, WorkerUnavailableError
 from signaling.cases import CaseStore, State
 from signaling.errors import ApiError
 from signaling.evidence import EvidenceStore
@@ -49,12 +44,10 @@ class Call:
     case_id: str
     agent_id: int
     agent: Connection
-    gateway: MediaGateway
+    media: CallMedia
     recording_id: str | None = None
     recording_writer: Any = None
     phone: Connection | None = None
-    phone_pc: RTCPeerConnection | None = None
-    agent_pc: RTCPeerConnection | None = None
     torch: dict[str, Any] = field(
         default_factory=lambda: {"on": None, "available": None}
     )
@@ -63,9 +56,14 @@ class Call:
 
 class CallHub:
     def __init__(
-        self, store: CaseStore, evidence: EvidenceStore, settings: Any
+        self,
+        store: CaseStore,
+        evidence: EvidenceStore,
+        settings: Any,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.store = store
+        self.pool = pool  # None: calls run in this process
         self.evidence = evidence
         self.settings = settings
         self.queue: dict[str, Connection] = {}  # case id -> phone, oldest first
@@ -73,10 +71,6 @@ class CallHub:
         self.calls: dict[str, Call] = {}
         self._lock = asyncio.Lock()
         self.call_seconds: list[float] = []
-
-    def rtc_configuration(self) -> RTCConfiguration:
-        servers = [RTCIceServer(urls=url) for url in self.settings.stun_urls]
-        return RTCConfiguration(iceServers=servers)
 
     # the phone's side
 
@@ -147,9 +141,7 @@ class CallHub:
             call = self.calls.get(case_id)
             if call is not None and call.phone is conn:
                 call.phone = None
-                if call.phone_pc is not None:
-                    await call.phone_pc.close()
-                    call.phone_pc = None
+                await self._close_leg(call, "phone")
                 await call.agent.send({"type": "phone_left"})
                 logger.info("case %s - phone left the call", case_id)
         await self.broadcast_queue()
@@ -158,24 +150,16 @@ class CallHub:
         call = self.calls.get(case_id)
         if call is None or call.phone is not conn:
             raise ApiError(409, "no_call", "no agent has taken this case yet")
-        if call.phone_pc is not None:
-            await call.phone_pc.close()
-        pc = RTCPeerConnection(self.rtc_configuration())
-        call.gateway.attach_phone(pc)
-        self._watch(pc, call, "phone")
-        call.phone_pc = pc
-        return await self._answer(pc, sdp, case_id)
+        return await self._answer(call, "phone", sdp)
 
     # the agent's side
 
     async def take_next(self, agent_id: int, conn: Connection) -> str | None:
         """Assign the longest-waiting case to this agent; None when nobody waits."""
         async with self._lock:
-            if self.queue and admission.active >= admission.max_calls:
+            if self.queue:
                 # refuse before touching the case: it stays first in the queue
-                raise ApiError(
-                    503, "gateway_full", str(GatewayFullError(admission.max_calls))
-                )
+                self._check_media_capacity()
             for case_id in list(self.queue):
                 try:
                     await self.store.transition(
@@ -197,10 +181,7 @@ class CallHub:
                     case_id=case_id,
                     agent_id=agent_id,
                     agent=conn,
-                    gateway=MediaGateway(
-                        f"case {case_id}",
-                        recording_sink=writer,  # type: ignore[arg-type]
-                    ),
+                    media=self._open_media(case_id, writer),
                     recording_id=recording_id,
                     recording_writer=writer,
                     phone=phone,
@@ -215,14 +196,7 @@ class CallHub:
         return case_id
 
     async def agent_offer(self, case_id: str, sdp: str) -> str:
-        call = self.calls[case_id]
-        if call.agent_pc is not None:
-            await call.agent_pc.close()
-        pc = RTCPeerConnection(self.rtc_configuration())
-        call.gateway.attach_agent(pc)
-        self._watch(pc, call, "agent")
-        call.agent_pc = pc
-        return await self._answer(pc, sdp, case_id)
+        return await self._answer(self.calls[case_id], "agent", sdp)
 
     async def end_call(self, case_id: str, requeue: bool) -> None:
         """Close both legs and finish the recording; requeue the phone if asked."""
@@ -230,10 +204,7 @@ class CallHub:
         if call is None:
             return
         self.call_seconds.append(time.monotonic() - call.started)
-        for pc in (call.phone_pc, call.agent_pc):
-            if pc is not None:
-                await pc.close()
-        await call.gateway.stop()
+        await call.media.stop()
         if call.recording_id and call.recording_writer is not None:
             await self.evidence.finish(
                 call.recording_id, call.recording_writer.plaintext_bytes
@@ -276,7 +247,9 @@ class CallHub:
         """Server shutdown: end calls (closing recordings) and tell every client."""
         notice = {"type": "service_interrupted"}
         for case_id in list(self.calls):
-            call = self.calls[case_id]
+            call = self.calls.get(case_id)
+            if call is None:  # ended meanwhile (its phone or agent went)
+                continue
             await call.agent.send(notice)
             if call.phone is not None:
                 await call.phone.send(notice)
@@ -286,32 +259,60 @@ class CallHub:
 
     # helpers
 
-    def _watch(self, pc: RTCPeerConnection, call: Call, side: str) -> None:
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            logger.info("case %s - %s leg %s", call.case_id, side, pc.connectionState)
-            if side == "phone":
-                await call.agent.send(
-                    {"type": "phone_connection", "state": pc.connectionState}
-                )
-            elif call.phone is not None:
-                await call.phone.send(
-                    {"type": "agent_connection", "state": pc.connectionState}
-                )
-
-    async def _answer(self, pc: RTCPeerConnection, sdp: str, case_id: str) -> str:
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
-            logger.warning(
-                "case %s x offer refused: %s",
-                case_id,
-                exc,
-                exc_info=logger.isEnabledFor(logging.DEBUG),
-            )
-            await pc.close()
+    def _check_media_capacity(self) -> None:
+        if admission.active >= admission.max_calls:
             raise ApiError(
-                400, "bad_sdp", f"the offer could not be applied: {exc}"
+                503, "gateway_full", str(GatewayFullError(admission.max_calls))
+            )
+        if self.pool is not None and not any(w.alive for w in self.pool.workers):
+            raise ApiError(503, "media_unavailable", str(WorkerUnavailableError()))
+
+    def _open_media(self, case_id: str, writer: Any) -> CallMedia:
+        label = f"case {case_id}"
+
+        async def on_state(leg: str, state: str) -> None:
+            await self._leg_state(case_id, leg, state)
+
+        if self.pool is None:
+            return LocalCallMedia(label, self.settings.stun_urls, writer, on_state)
+
+        async def on_lost() -> None:
+            await self._media_lost(case_id)
+
+        return self.pool.open_call(
+            label, self.settings.stun_urls, writer, on_state, on_lost
+        )
+
+    async def _leg_state(self, case_id: str, leg: str, state: str) -> None:
+        call = self.calls.get(case_id)
+        if call is None:
+            return
+        if leg == "phone":
+            await call.agent.send({"type": "phone_connection", "state": state})
+        elif call.phone is not None:
+            await call.phone.send({"type": "agent_connection", "state": state})
+
+    async def _media_lost(self, case_id: str) -> None:
+        """The worker carrying the call ended: the phone goes back to the queue."""
+        call = self.calls.get(case_id)
+        if call is None:
+            return
+        logger.error("case %s x the call's media worker ended", case_id)
+        await call.agent.send({"type": "call_lost", "case_id": case_id})
+        await self.end_call(case_id, requeue=True)
+
+    async def _close_leg(self, call: Call, leg: str) -> None:
+        try:
+            await call.media.close_leg(leg)
+        except (WorkerLostError, TimeoutError) as exc:
+            logger.warning("case %s x closing the %s leg: %s", call.case_id, leg, exc)
+
+    async def _answer(self, call: Call, leg: str, sdp: str) -> str:
+        try:
+            return await call.media.answer(leg, sdp)
+        except OfferError as exc:
+            raise ApiError(400, "bad_sdp", str(exc)) from exc
+        except (WorkerLostError, TimeoutError) as exc:
+            raise ApiError(
+                503, "media_unavailable", "the call's media service ended; reconnect"
             ) from exc
-        return pc.localDescription.sdp

@@ -66,6 +66,30 @@ class ServiceHours:
         return f"{self.opens:%H:%M}-{self.closes:%H:%M} {self.tz}"
 
 
+MEDIA_WORKERS_ENV = "IDENTDESK_MEDIA_WORKERS"
+
+
+def default_media_workers() -> int:
+    """One media worker per core: each worker's event loop runs on one core."""
+    return os.cpu_count() or 1
+
+
+def parse_media_workers(text: str) -> int:
+    text = text.strip().lower()
+    if text in ("", "auto"):
+        return default_media_workers()
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise ValueError(
+            f"IDENTDESK_MEDIA_WORKERS={text!r}: give a number of processes "
+            "(0 = calls in the server process) or 'auto'"
+        )
+    return count
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"IDENTDESK_{name}", default)
 
@@ -96,6 +120,8 @@ class Settings:
     tan_window: timedelta = timedelta(minutes=10)
     callback_timeout: float = 10.0
     stun_urls: tuple[str, ...] = ()
+    # media worker processes; 0 carries calls in the server process itself
+    media_workers: int = field(default_factory=lambda: default_media_workers())
     # https to public addresses only, unless a test or a local demo allows more
     allow_insecure_callbacks: bool = False
     clock: Clock = system_clock
@@ -122,6 +148,7 @@ class Settings:
             service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
             tan_ttl=timedelta(hours=float(_env("TAN_TTL_HOURS", "24"))),
             stun_urls=tuple(u for u in stun.split(",") if u),
+            media_workers=parse_media_workers(_env("MEDIA_WORKERS", "auto")),
             allow_insecure_callbacks=_env("ALLOW_INSECURE_CALLBACKS", "0") == "1",
         )
 

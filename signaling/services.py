@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -39,6 +40,10 @@ class Services:
     login_limiter: FailureLimiter
     web_root: Path
     metrics: Metrics
+    # every open WebSocket, so a shutdown can close them instead of waiting
+    sockets: weakref.WeakSet[web.WebSocketResponse] = field(
+        default_factory=weakref.WeakSet
+    )
 
     def base_url(self, request: web.Request | None = None) -> str:
         """The URL phones reach us at: configured, else what the client used."""

@@ -118,6 +118,7 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
     svc = services(request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE)
     await ws.prepare(request)
+    svc.sockets.add(ws)
     client = client_address(request)
     conn = Connection(ws, f"phone {client_tag(request)}")
     case_id: str | None = None

@@ -98,9 +98,15 @@ class Server:
 
 @pytest.fixture
 async def server(
-    tmp_path: Path, smtp: tuple[Mailbox, str], clock: PinnedClock
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    smtp: tuple[Mailbox, str],
+    clock: PinnedClock,
 ) -> AsyncIterator[Server]:
-    """identdesk on 127.0.0.1 with SQLite in tmp_path, SMTP mail, office hours."""
+    """identdesk on 127.0.0.1 with SQLite in tmp_path, SMTP mail, office hours.
+
+    Calls run in the server process; parametrize indirectly with a number to
+    have that many media worker processes carry them."""
     from signaling.config import ServiceHours
 
     box, url = smtp
@@ -109,6 +115,7 @@ async def server(
         smtp_url=url,
         clock=clock,
         service_hours=ServiceHours(),
+        media_workers=getattr(request, "param", 0),
     ) as (base, svc):
         _, key = await svc.accounts.add_partner("test-partner")
         _, password = await svc.accounts.add_agent("agent-one", "correct horse battery")
@@ -123,3 +130,23 @@ def psnr(a: Any, b: Any) -> float:
 
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return 99.0 if mse == 0 else 10 * float(np.log10(255.0**2 / mse))
+
+
+async def waiting_phone(server: Server) -> tuple[Any, str, str]:
+    """A consented case whose phone (a 320x240 scene and a tone) waits in the queue;
+    returns the phone client, the case id and the transaction number."""
+    from aiortc import AudioStreamTrack
+
+    from identdesk.clients import PhoneClient, activate_and_consent, create_case
+    from tests.media_fixtures import SceneTrack
+
+    case = await create_case(server.http, server.base, server.api_key)
+    consent = await activate_and_consent(server.http, case["activation_url"])
+    phone = PhoneClient(
+        server.http,
+        server.base,
+        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
+    )
+    await phone.join(consent["tan"])
+    await phone.log.expect("queued")
+    return phone, case["id"], consent["tan"]

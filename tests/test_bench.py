@@ -37,3 +37,24 @@ def test_bench_media_refuses_zero_calls(capsys) -> None:
     assert capsys.readouterr().err == (
         "--calls must be at least 1 and --seconds positive, got 0 and 10\n"
     )
+
+
+def test_bench_media_with_workers_counts_their_cpu(capsys) -> None:
+    args = ["--calls", "2", "--seconds", "2", "--resolution", "360p"]
+    code = main(["bench", "media", *args, "--workers", "2", "--baseline-calls", "0"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "2 media worker processes" in captured.out
+    assert "packets lost from phones n/a (in the workers)" in captured.out
+    rows = [line.split() for line in captured.out.splitlines()]
+    calls = [row for row in rows if row[:1] == ["gateway"] and row[1].isdigit()]
+    assert len(calls) == 2
+    for row in calls:
+        cores, fps = float(row[2]), float(row[4])
+        # the relaying happens in the workers: the figure includes their CPU
+        assert cores > 0.04 and fps > 10
+
+
+def test_bench_media_refuses_negative_workers(capsys) -> None:
+    assert main(["bench", "media", "--workers", "-1"]) == 2
+    assert capsys.readouterr().err == "--workers must be 0 or more, got -1\n"

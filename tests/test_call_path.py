@@ -10,6 +10,7 @@ import av
 import cv2
 import jwt
 import numpy as np
+import pytest
 from aiortc import AudioStreamTrack
 
 from identdesk.clients import (
@@ -40,6 +41,9 @@ async def _consented_case(
     return case, consent
 
 
+@pytest.mark.parametrize(
+    "server", [0, 2], indirect=True, ids=["in-process", "media-workers"]
+)
 async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
     sink = CallbackSink()
     await sink.start()

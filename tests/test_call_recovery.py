@@ -11,28 +11,13 @@ from aiortc import AudioStreamTrack
 from identdesk.clients import (
     AgentClient,
     PhoneClient,
-    activate_and_consent,
-    create_case,
 )
-from tests.conftest import Server
+from tests.conftest import Server, waiting_phone
 from tests.media_fixtures import SceneTrack
 
 
-async def _waiting_phone(server: Server) -> tuple[PhoneClient, str]:
-    case = await create_case(server.http, server.base, server.api_key)
-    consent = await activate_and_consent(server.http, case["activation_url"])
-    phone = PhoneClient(
-        server.http,
-        server.base,
-        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
-    )
-    await phone.join(consent["tan"])
-    await phone.log.expect("queued")
-    return phone, consent["tan"]
-
-
 async def test_agent_media_reaches_the_phone(server: Server) -> None:
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
         await agent.login(server.agent_name, server.agent_password)
@@ -66,7 +51,7 @@ async def test_agent_media_reaches_the_phone(server: Server) -> None:
 
 
 async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
-    phone, tan = await _waiting_phone(server)
+    phone, _, tan = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     second = PhoneClient(
         server.http,
@@ -97,7 +82,7 @@ async def test_phone_reload_rejoins_the_running_call(server: Server) -> None:
 
 
 async def test_agent_hangup_puts_the_case_back_in_the_queue(server: Server) -> None:
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
         await agent.login(server.agent_name, server.agent_password)
@@ -122,7 +107,7 @@ async def test_agent_hangup_puts_the_case_back_in_the_queue(server: Server) -> N
 async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(
     server: Server,
 ) -> None:
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
         await agent.login(server.agent_name, server.agent_password)
@@ -142,7 +127,7 @@ async def test_agent_disconnect_mid_call_requeues_and_loses_nothing(
 
 
 async def test_metrics_count_calls_and_queue(server: Server) -> None:
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     try:
         async with server.http.get(f"{server.base}/metrics") as resp:
             text = await resp.text()
@@ -159,7 +144,7 @@ async def test_take_next_when_the_gateway_is_full_keeps_the_case_waiting(
     from media.admission import admission
 
     monkeypatch.setattr(admission, "max_calls", 0)
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
         await agent.login(server.agent_name, server.agent_password)
@@ -177,7 +162,7 @@ async def test_take_next_when_the_gateway_is_full_keeps_the_case_waiting(
 
 
 async def test_capture_after_the_phone_video_stopped_is_refused(server: Server) -> None:
-    phone, _ = await _waiting_phone(server)
+    phone, _, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
         await agent.login(server.agent_name, server.agent_password)

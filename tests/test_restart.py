@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -21,6 +23,14 @@ from identdesk.clients import (
 )
 from identdesk.qa import ServeProcess
 from tests.media_fixtures import SceneTrack
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def export(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,6 +78,15 @@ async def test_server_stop_mid_call_keeps_recording_and_case(
     server = ServeProcess(data)
     server.start()
     case_id, tan = await _call_then(server, signum, tmp_path)
+    # the calls ran in media workers; none outlives the server, killed or not
+    workers = re.findall(
+        r"media worker \d+ started \(pid (\d+)\)", "".join(server.output)
+    )
+    assert workers, "the server started no media workers"
+    deadline = time.monotonic() + 15
+    while any(_running(int(pid)) for pid in workers):
+        assert time.monotonic() < deadline, "a media worker outlived its server"
+        await asyncio.sleep(0.1)
 
     result = export(data, "evidence", "export", case_id, str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr

@@ -10,20 +10,13 @@ from identdesk.clients import (
     activate_and_consent,
     create_case,
 )
-from tests.conftest import Server
+from tests.conftest import Server, waiting_phone
 from tests.media_fixtures import SceneTrack
 
 
 async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
-    case = await create_case(server.http, server.base, server.api_key)
-    consent = await activate_and_consent(server.http, case["activation_url"])
-    phone = PhoneClient(
-        server.http,
-        server.base,
-        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
-    )
+    phone, case_id, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
-    await phone.join(consent["tan"])
     await agent.login(server.agent_name, server.agent_password)
     await agent.take_case()
     await agent.connect_media()
@@ -33,7 +26,7 @@ async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
     await agent.capture("face")
     await agent.decide("approve", "ok")
     await phone.close()
-    return case["id"], agent, snap["url"]
+    return case_id, agent, snap["url"]
 
 
 async def _withdraw(server: Server, case_id: str, body: dict) -> tuple[int, dict]:

@@ -163,8 +163,10 @@ function onMessage(msg) {
       $("last-result").hidden = false;
       break;
     case "hung_up":
+    case "call_lost":
+    case "case_withdrawn":
       endCallView();
-      $("last-result").textContent = t("hung_up", {id: msg.case_id.slice(0, 8)});
+      $("last-result").textContent = t(msg.type, {id: msg.case_id.slice(0, 8)});
       $("last-result").hidden = false;
       break;
     case "error":
