@@ -337,6 +337,11 @@ def parse_mrz(
     if fmt == "TD2" and lines[0][:5] == "IDFRA":
         # the French ID card before 2021 uses its own 2x36 layout (not ICAO TD2)
         return _invalid(fmt, lines, "French national ID layout, not ICAO TD2")
+    if fmt in ("TD1", "TD2") and lines[0][:1] == "P":
+        # Doc 9303 Parts 5 and 6: a TD1 or TD2 document code starts with A, C
+        # or I; a passport's MRZ is TD3 (Part 4), and a TD3 whose lines were
+        # cut short reads as 2x36 with the same check digit places
+        return _invalid(fmt, lines, f"passport code 'P' in a {fmt} layout")
     if any(c not in ALPHABET for line in lines for c in line):
         return _invalid(fmt, lines, "characters outside the MRZ alphabet")
 
