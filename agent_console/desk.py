@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from agent_console.analysis import CallAnalysis, encode_png
+from agent_console.analysis import CallAnalysis
 from agent_console.auth import check_origin, current_agent
+from agent_console.frame_tools import encode_png
 from signaling.accounts import Agent
 from signaling.calls import Call, Connection
 from signaling.cases import State

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
-from agent_console.analysis import (
-    ANALYSIS_KINDS,
+from agent_console.analysis import ANALYSIS_KINDS
+from agent_console.frame_tools import (
     analyse_snapshot,
     compare_identity,
     estimate_lag,
