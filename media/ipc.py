@@ -22,9 +22,17 @@ class ProtocolError(RuntimeError):
     """The other side sent something that is not a message of this protocol."""
 
 
-def pack(header: dict[str, Any], body: bytes | memoryview = b"") -> bytes:
+def pack_parts(
+    header: dict[str, Any], body: bytes | memoryview = b""
+) -> tuple[bytes, bytes | memoryview]:
+    """A message as its framed header and its body, to be written in order."""
     head = json.dumps(header, separators=(",", ":")).encode()
-    return _LENGTHS.pack(len(head), len(body)) + head + bytes(body)
+    return _LENGTHS.pack(len(head), len(body)) + head, body
+
+
+def pack(header: dict[str, Any], body: bytes | memoryview = b"") -> bytes:
+    head, body = pack_parts(header, body)
+    return head + bytes(body)
 
 
 async def read_message(

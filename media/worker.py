@@ -26,10 +26,11 @@ import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 import av  # noqa: E402
+import numpy as np  # noqa: E402
 
 from media.admission import Admission  # noqa: E402
 from media.call_media import LocalCallMedia, OfferError  # noqa: E402
-from media.ipc import ProtocolError, pack, read_message  # noqa: E402
+from media.ipc import ProtocolError, pack_parts, read_message  # noqa: E402
 
 logger = logging.getLogger("media.worker")
 
@@ -96,9 +97,18 @@ class _FrameForwarder:
         self._last_sent = 0.0
         self._pending: av.VideoFrame | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # frames go to the server only while it asked for them: the tap also
+        # decodes the first seconds of each call, which nobody needs sent
+        self._wanted_until = 0.0
         self._tap.listeners.append(self._on_frame)
 
+    def want(self, seconds: float) -> None:
+        self._wanted_until = max(self._wanted_until, self._loop.time() + seconds)
+        self._tap.want(seconds)
+
     def _on_frame(self, frame: av.VideoFrame) -> None:
+        if self._loop.time() > self._wanted_until:
+            return
         self._pending = frame
         if self._timer is not None:
             return
@@ -130,7 +140,7 @@ class _FrameForwarder:
             "count": self._tap.count,
             "received": self._tap.received,
         }
-        self._worker.send(header, data.tobytes())
+        self._worker.send(header, np.ascontiguousarray(data).data.cast("B"))
 
     def close(self) -> None:
         if self._timer is not None:
@@ -151,9 +161,10 @@ class Worker:
         # the server admits calls; this process carries what it is given
         self._admission = Admission(max_calls=1 << 16)
 
-    def send(self, header: dict[str, Any], body: bytes = b"") -> None:
+    def send(self, header: dict[str, Any], body: bytes | memoryview = b"") -> None:
         if not self._writer.is_closing():
-            self._writer.write(pack(header, body))
+            # header and body separately: a frame's megabytes are not copied again
+            self._writer.writelines(pack_parts(header, body))
 
     def unsent(self) -> int:
         return self._writer.transport.get_write_buffer_size()
@@ -217,7 +228,7 @@ class Worker:
             await known.close_leg(str(header["leg"]))
             return {"ok": True}
         if op == "want":
-            known.tap.want(float(header.get("seconds", 5.0)))
+            self._forwarders[call].want(float(header.get("seconds", 5.0)))
             return {"ok": True}
         if op == "stop":
             await self._stop(call)

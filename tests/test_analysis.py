@@ -179,6 +179,9 @@ def assert_specimen_mrz(mrz: dict) -> None:
         assert mrz["reason"].startswith("uncertain characters"), mrz["reason"]
 
 
+@pytest.mark.parametrize(
+    "server", [0, 2], indirect=True, ids=["in-process", "media-workers"]
+)
 async def test_analysis_live_hints_snapshot_and_genuine_hologram(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
