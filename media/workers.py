@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import socket
 import sys
 import time
@@ -179,6 +180,12 @@ class RemoteCallMedia:
             asyncio.ensure_future(self._on_lost())
 
 
+def _worker_environment() -> dict[str, str]:
+    """The server's environment without identdesk's settings: the master key and
+    the database and mail passwords stay in the server; a worker needs none."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("IDENTDESK_")}
+
+
 class WorkerProcess:
     """One `media.worker` child and the socket pair to it."""
 
@@ -211,6 +218,7 @@ class WorkerProcess:
                 "--log-level",
                 self.log_level,
                 pass_fds=(theirs.fileno(),),
+                env=_worker_environment(),
             )
         finally:
             theirs.close()

@@ -7,6 +7,7 @@ import os
 import signal
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -169,3 +170,25 @@ def test_capacity_counts_worker_processes() -> None:
         parse_media_workers("many")
     with pytest.raises(ValueError, match="give a number"):
         parse_media_workers("-1")
+
+
+async def test_workers_get_no_secrets_and_end_with_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from media.admission import Admission
+    from media.workers import WorkerPool
+
+    monkeypatch.setenv("IDENTDESK_SMTP_URL", "smtp://user:secret@127.0.0.1:1")
+    monkeypatch.setenv("IDENTDESK_MASTER_KEY", "not-a-real-key")
+    pool = WorkerPool(1, "WARNING", Admission(4))
+    await pool.start()
+    try:
+        pid = pool.workers[0].pid
+        assert pid is not None
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"IDENTDESK_")]
+        assert any(v.startswith(b"PATH=") for v in environ)
+    finally:
+        await pool.close()
+    assert not pool.workers[0].alive
+    assert not Path(f"/proc/{pid}").exists()  # exited and reaped
