@@ -2,15 +2,20 @@
 
 The MRZ is printed in OCR-B at a fixed pitch, so a line can be cut into its
 characters by the pitch alone once it is found and straightened
-(`media.mrz_cut`). Lines are found with morphology at two scales and in two
-orientations; groups of 2-3 parallel lines are ranked by how strictly their
-print repeats at one pitch, and each is read in both directions (180 degrees)
-by a small glyph classifier (`media.mrz_model`, trained on rendered OCR-B by
-`media.mrz_glyphs`); the reading whose check digits agree wins. Fields that no
-check digit covers are vouched for by the classifier's confidence and the
-table of country codes (`media.mrz_codes`); a reading in doubt there is not
-reported valid. Pure functions; the model is loaded once, lazily, and only
-read afterwards, so the reader is thread-safe.
+(`media.mrz_cut`). Candidate bands of 2-3 lines come from `media.mrz_locate`,
+first along and across the image; each is read as found, and turned by 180
+degrees only when that reading fails its check digits, by a small glyph
+classifier (`media.mrz_model`, trained on rendered OCR-B by
+`media.mrz_glyphs`). When nothing is located that way and the print runs at
+an angle, the image is turned to its rows of print and searched again. A
+reading that is not sure, of a band that does not run along the view it was
+found in (upside down, sideways, askew), is read once more in a view turned
+to the band: quarter turns exactly, so a document turned by 90, 180 or 270
+degrees is read from its upright pixels. Fields that no check digit covers
+are vouched for by the classifier's confidence and the table of country
+codes (`media.mrz_codes`); a reading in doubt there is not reported valid.
+Pure functions; the model is loaded once, lazily, and only read afterwards,
+so the reader is thread-safe.
 """
 
 from __future__ import annotations
@@ -282,7 +287,8 @@ class _Search:
     """The best reading of an image so far, the band it was read from, and
     the likely groups that could not be read (a TD1 with a line not found).
 
-    A band is kept with the direction (degrees) its view read along.
+    A band is kept in the pixels of the image it was read from, with the
+    direction (degrees, in those pixels) its view reads along.
     """
 
     best: _Candidate | None = None
@@ -384,20 +390,20 @@ def _sure(cand: _Candidate | None) -> bool:
 
 
 def _turns(search: _Search) -> list[list[Line]]:
-    """Bands worth reading again in a view turned to them (at most two).
+    """Bands worth reading again in a view turned to them (at most two, one
+    per direction).
 
     A located reading names the band and its direction. Without one, the
     best reading's band does, then the likeliest groups that could not be
     read (a TD1 seen at an angle may show only two of its lines to the
     search). A band already read along its view is not read again.
     """
-    band, frame = search.band
     if search.located():
-        bands = [(band, frame)]
+        bands = [search.band]
+    elif search.best is not None:
+        bands = [search.band, *search.unread]
     else:
         bands = list(search.unread)
-        if search.best is not None:
-            bands = [(band, frame), *bands]
     out: list[list[Line]] = []
     for lines, frame in bands:
         d = direction(lines)

@@ -205,6 +205,19 @@ def test_parse_mrz_wrong_shape_invalid():
     assert "no ICAO MRZ layout" in result.reason
 
 
+def test_parse_mrz_td3_cut_to_td2_length_invalid():
+    # a passport's lines cut short at 36 characters keep the TD2 check digit
+    # places; with a composite check that happens to pass it must still fail
+    line1 = TD3[0][:36]
+    head = TD3[1][:28] + "1234567"
+    line2 = head + check_digit(head[0:10] + head[13:20] + head[21:35])
+    lines = [line1, line2]
+    assert parse_mrz(["I" + line1[1:], line2], today=TODAY).valid
+    result = parse_mrz(lines, today=TODAY)
+    assert result.format == "TD2" and not result.valid
+    assert result.reason == "passport code 'P' in a TD2 layout"
+
+
 def test_parse_mrz_non_mrz_characters_invalid():
     bad = [TD3[0], TD3[1][:43] + "#"]
     assert not parse_mrz(bad).valid
