@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,11 +22,13 @@ import av
 import numpy as np
 
 from agent_console.frame_tools import (
+    Candidate,
     analyse_snapshot,
     encode_png,
     hint_texts,
     judge_frames,
     live_quality,
+    pick_still,
     quality_figures,
     small_bgr,
     summary_line,
@@ -46,7 +49,10 @@ CHALLENGE_TAIL = 0.6  # frames kept after the last step: the last state and the 
 CHALLENGE_FPS = 10.0  # frames kept per second for the hologram check
 ACK_TIMEOUT = 1.5  # a torch step the phone has not confirmed by then fails the check
 TILT_SECONDS = 4.0  # frames collected while the user tilts the card
-SNAPSHOT_WAIT = 15.0  # a decision waits this long for running snapshot analyses
+SNAPSHOT_WAIT = 15.0
+# a document still may come from the frames analysed in the last moments
+STILL_WITHIN = 1.5
+RECENT_FRAMES = 6  # a decision waits this long for running snapshot analyses
 
 _pool = ThreadPoolExecutor(
     max_workers=os.cpu_count() or 2, thread_name_prefix="analysis"
@@ -88,6 +94,24 @@ class CallAnalysis:
         self._live_frame: av.VideoFrame | None = None
         self._live_count = 0
         self._live_detection: Detection | None = None
+        # analysed frames of the last moments, for choosing a document still
+        self._recent: deque[Candidate] = deque(maxlen=RECENT_FRAMES)
+
+    async def best_still(
+        self, frame: av.VideoFrame, arrived: float
+    ) -> tuple[av.VideoFrame, float, int]:
+        """For a document side: `frame`, or a better one of the last
+        STILL_WITHIN seconds; returns the frame, its arrival and the number of
+        frames compared."""
+        loop = asyncio.get_running_loop()
+        q, _ = await loop.run_in_executor(_pool, live_quality, frame, None, 1)
+        chosen, compared = pick_still(
+            Candidate(arrived, frame, q.score),
+            list(self._recent),
+            time.monotonic(),
+            STILL_WITHIN,
+        )
+        return chosen.frame, chosen.at, compared
 
     def url(self, evidence_id: str) -> str:
         return f"/agent/api/cases/{self.case_id}/evidence/{evidence_id}"
@@ -145,6 +169,7 @@ class CallAnalysis:
             return
         between = max(1, tap.count - self._live_count) if self._live_frame else 1
         self._live_frame, self._live_count = frame, tap.count
+        arrived = tap.received_at
         loop = asyncio.get_running_loop()
         try:
             q, size = await loop.run_in_executor(
@@ -154,6 +179,7 @@ class CallAnalysis:
             logger.exception("case %s x live analysis failed", self.case_id)
             return
         self._live_detection = q.detection
+        self._recent.append(Candidate(arrived, frame, q.score))
         logger.debug(
             "case %s - live quality %s over %d frames: %.0f ms",
             self.case_id,

@@ -141,7 +141,8 @@ class Desk:
             raise ApiError(409, "phone_absent", "the phone is not connected")
         tap = call.media.tap
         frame = await tap.next_frame(timeout=FRESH_FRAME_TIMEOUT)
-        age = time.monotonic() - tap.received_at
+        arrived = tap.received_at
+        age = time.monotonic() - arrived
         if age > STALE_FRAME_SECONDS:
             # evidence must show the moment of the capture, not a frozen picture
             raise ApiError(
@@ -150,6 +151,10 @@ class Desk:
                 f"the phone's latest picture is {age:.1f} s old; its video has "
                 "stopped, so nothing was captured",
             )
+        compared = 1
+        if kind in ("front", "back") and self.analysis is not None:
+            # the sharpest moment of the last second or so, not a blurred one
+            frame, arrived, compared = await self.analysis.best_still(frame, arrived)
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(
             None, partial(frame.to_ndarray, format="bgr24")
@@ -159,8 +164,9 @@ class Desk:
         evidence_id = await self.svc.evidence.add(
             call.case_id, kind, "image/png", data, width, height, self.agent.id
         )
+        chosen = f", best of {compared} frames" if compared > 1 else ""
         await self.svc.store.log(
-            call.case_id, self.actor, "capture", f"{kind} {width}x{height}"
+            call.case_id, self.actor, "capture", f"{kind} {width}x{height}{chosen}"
         )
         logger.info("case %s - snapshot %s %dx%d", call.case_id, kind, width, height)
         self.svc.metrics.snapshots.labels(kind).inc()
@@ -173,6 +179,8 @@ class Desk:
                 "kind": kind,
                 "width": width,
                 "height": height,
+                "compared": compared,
+                "age_s": round(time.monotonic() - arrived, 2),
                 "url": f"/agent/api/cases/{call.case_id}/evidence/{evidence_id}",
             }
         )

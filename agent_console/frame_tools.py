@@ -131,6 +131,27 @@ def live_quality(
     return q, (image.shape[1], image.shape[0])
 
 
+@dataclass
+class Candidate:
+    """A frame the live loop analysed, kept a moment for choosing a still."""
+
+    at: float  # when it arrived (time.monotonic)
+    frame: av.VideoFrame
+    score: float  # `Quality.score`: 0 without a document
+
+
+def pick_still(
+    fresh: Candidate, recent: list[Candidate], now: float, within: float
+) -> tuple[Candidate, int]:
+    """The still to keep for a document side: the fresh frame, or an analysed frame
+    of the last `within` seconds that scores better (sharper, less glare, less
+    motion, larger); returns it and how many frames were compared."""
+    pool = [c for c in recent if now - c.at <= within and c.frame is not fresh.frame]
+    best = max(pool, key=lambda c: c.score, default=None)
+    chosen = best if best is not None and best.score > fresh.score else fresh
+    return chosen, len(pool) + 1
+
+
 def _inside(corners: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     x, y, w, h = box
     centre = (float(x + w / 2), float(y + h / 2))

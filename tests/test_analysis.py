@@ -22,10 +22,13 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from agent_console.analysis import ANALYSIS_KINDS
 from agent_console.frame_tools import (
+    Candidate,
     analyse_snapshot,
     compare_identity,
     estimate_lag,
+    live_quality,
     mrz_name,
+    pick_still,
 )
 from identdesk.clients import (
     AgentClient,
@@ -206,6 +209,8 @@ async def test_analysis_live_hints_snapshot_and_genuine_hologram(
         # a capture yields an analysis: the specimen's MRZ, the case's identity
         mark = agent.log.mark()
         snap = await agent.capture("front")
+        # the still was chosen among the frames the live loop analysed just before
+        assert snap["compared"] >= 2 and snap["age_s"] <= 2.0, snap
         result = await agent.log.expect("analysis", timeout=40, since=mark)
         assert result["snapshot"] == snap["id"]
         mrz = result["mrz"]
@@ -303,3 +308,32 @@ async def test_analysis_torch_challenge_without_torch_asks_to_tilt(
     finally:
         await phone.close()
         await agent.close()
+
+
+def test_document_still_is_the_best_of_the_last_moments() -> None:
+    scene = render.SceneRenderer(
+        render.draw_document("id1", seed=0), width=1280, height=720, seed=3, motion=0
+    )
+    sharp, _ = scene.frame(0.0, False)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 6)
+    frames = {
+        name: av.VideoFrame.from_ndarray(image, format="bgr24")
+        for name, image in (("sharp", sharp), ("blurred", blurred))
+    }
+    scores = {
+        name: live_quality(frame, None, 1)[0].score for name, frame in frames.items()
+    }
+    assert scores["sharp"] > scores["blurred"]  # the quality measure sees the blur
+
+    fresh = Candidate(10.0, frames["blurred"], scores["blurred"])
+    recent = [Candidate(9.2, frames["sharp"], scores["sharp"])]
+    # the user moved just as the agent pressed the key: the sharp moment is kept
+    chosen, compared = pick_still(fresh, recent, now=10.0, within=1.5)
+    assert chosen.frame is frames["sharp"] and compared == 2
+    # an older sharp frame is no longer the moment of the capture
+    chosen, compared = pick_still(fresh, recent, now=11.0, within=1.5)
+    assert chosen is fresh and compared == 1
+    # a fresh frame at least as good wins
+    fresh = Candidate(10.0, frames["sharp"], scores["sharp"])
+    recent = [Candidate(9.5, frames["blurred"], scores["blurred"])]
+    assert pick_still(fresh, recent, now=10.0, within=1.5)[0] is fresh
