@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
 from media.bench import RESOLUTIONS, format_report, run_bench
+from signaling.config import MEDIA_WORKERS_ENV, parse_media_workers
 
 
 def register(commands: Any) -> None:
@@ -45,20 +47,20 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=int,
-        default=0,
-        help="carry the gateway's calls in this many media worker processes, as "
-        "`identdesk serve` does (default 0: in the server process; CPU and memory "
-        "then add up the server and its workers)",
+        type=parse_media_workers,
+        default=None,
+        help="media worker processes carrying the gateway's calls, as in "
+        "`identdesk serve` (default: IDENTDESK_MEDIA_WORKERS, else one per core; "
+        "0 = in the server process); CPU and memory add up the server and its "
+        "workers",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=_bench_media)
 
 
 def _bench_media(args: argparse.Namespace) -> int:
-    if args.workers < 0:
-        print(f"--workers must be 0 or more, got {args.workers}", file=sys.stderr)
-        return 2
+    if args.workers is None:
+        args.workers = parse_media_workers(os.environ.get(MEDIA_WORKERS_ENV, ""))
     if args.calls < 1 or args.seconds <= 0:
         print(
             f"--calls must be at least 1 and --seconds positive, got "

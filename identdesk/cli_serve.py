@@ -46,7 +46,10 @@ def register(commands: Any) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        raise SystemExit(f"error: invalid setting: {exc}") from None
     if getattr(args, "data_dir", None):
         settings.data_dir = args.data_dir
     if getattr(args, "host", None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,10 @@ class ServiceHours:
 MEDIA_WORKERS_ENV = "IDENTDESK_MEDIA_WORKERS"
 
 
+class InvalidSettingError(argparse.ArgumentTypeError, ValueError):
+    """A setting's text is not valid; the command line shows the message as is."""
+
+
 def default_media_workers() -> int:
     """One media worker per core: each worker's event loop runs on one core."""
     return os.cpu_count() or 1
@@ -83,8 +88,8 @@ def parse_media_workers(text: str) -> int:
     except ValueError:
         count = -1
     if count < 0:
-        raise ValueError(
-            f"IDENTDESK_MEDIA_WORKERS={text!r}: give a number of processes "
+        raise InvalidSettingError(
+            f"media workers {text!r}: give a number of processes "
             "(0 = calls in the server process) or 'auto'"
         )
     return count
@@ -92,6 +97,16 @@ def parse_media_workers(text: str) -> int:
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"IDENTDESK_{name}", default)
+
+
+def _number(name: str, default: str, kind: Callable[[str], float]) -> float:
+    text = _env(name, default)
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidSettingError(
+            f"IDENTDESK_{name}={text!r} is not a number"
+        ) from None
 
 
 @dataclass
@@ -134,7 +149,7 @@ class Settings:
         stun = _env("STUN_URLS", "")
         return cls(
             host=_env("HOST", "0.0.0.0"),
-            port=int(_env("PORT", "8443")),
+            port=int(_number("PORT", "8443", int)),
             public_url=_env("PUBLIC_URL", ""),
             data_dir=Path(_env("DATA_DIR", "data")),
             certs_dir=Path(_env("CERTS_DIR", "certs")),
@@ -146,7 +161,7 @@ class Settings:
             mail_from=_env("MAIL_FROM", cls.mail_from),
             master_key=_env("MASTER_KEY", ""),
             service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
-            tan_ttl=timedelta(hours=float(_env("TAN_TTL_HOURS", "24"))),
+            tan_ttl=timedelta(hours=_number("TAN_TTL_HOURS", "24", float)),
             stun_urls=tuple(u for u in stun.split(",") if u),
             media_workers=parse_media_workers(_env("MEDIA_WORKERS", "auto")),
             allow_insecure_callbacks=_env("ALLOW_INSECURE_CALLBACKS", "0") == "1",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from identdesk.cli import main
 
 CALL_KEYS = {
@@ -56,5 +58,7 @@ def test_bench_media_with_workers_counts_their_cpu(capsys) -> None:
 
 
 def test_bench_media_refuses_negative_workers(capsys) -> None:
-    assert main(["bench", "media", "--workers", "-1"]) == 2
-    assert capsys.readouterr().err == "--workers must be 0 or more, got -1\n"
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "media", "--workers", "-1"])
+    assert exited.value.code == 2
+    assert "media workers '-1': give a number of processes" in capsys.readouterr().err

@@ -34,3 +34,32 @@ def test_service_hours_parse_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="close before they open"):
         ServiceHours.parse("22:00-06:00")
     assert ServiceHours.parse("always").is_open(at(2, 0))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("IDENTDESK_PORT", "abc", "IDENTDESK_PORT='abc' is not a number"),
+        ("IDENTDESK_MEDIA_WORKERS", "-2", "media workers '-2': give a number"),
+        ("IDENTDESK_SERVICE_HOURS", "late", "service hours 'late' are not of"),
+    ],
+)
+def test_serve_refuses_an_invalid_setting_in_one_line(
+    tmp_path, variable: str, value: str, message: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, variable: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "identdesk.cli", "serve", "--data-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: invalid setting: {message}")
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())  # nothing was created
