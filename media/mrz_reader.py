@@ -294,8 +294,10 @@ class _Search:
     best: _Candidate | None = None
     band: tuple[list[Line], float] = ([], 0.0)
     unread: list[tuple[list[Line], float]] = field(default_factory=list)
+    hit: bool = False  # some reading located the MRZ, the best or another
 
     def offer(self, cand: _Candidate, band: list[Line], frame: float) -> None:
+        self.hit = self.hit or _located(cand.result)
         if self.best is None or cand.score > self.best.score:
             self.best, self.band = cand, (band, frame)
 
@@ -310,7 +312,12 @@ class _Search:
         return self.best.score + (0.0 if _across(*self.band) else 1.0)
 
     def located(self) -> bool:
-        return self.best is not None and _located(self.best.result)
+        """True when a reading located the MRZ (most of its checks pass).
+
+        The best reading may be another one (its glyphs surer, as where the
+        printed check digits fail): it is still read where the MRZ is.
+        """
+        return self.hit
 
 
 def _across(band: list[Line], frame: float) -> bool:
