@@ -15,7 +15,7 @@ from agent_console.auth import check_origin, current_agent
 from agent_console.frame_tools import encode_png
 from signaling.accounts import Agent
 from signaling.calls import Call, Connection
-from signaling.cases import State
+from signaling.cases import APPROVAL_CHECKS, State
 from signaling.errors import ApiError
 from signaling.messages import (
     Capture,
@@ -239,6 +239,17 @@ class Desk:
         case_id = call.case_id
         if message.decision == "approve":
             await self._check_evidence(case_id)
+            open_checks = [c for c in APPROVAL_CHECKS if c not in message.checks]
+            if open_checks:
+                raise ApiError(
+                    409,
+                    "checklist_incomplete",
+                    "approve needs every checklist item confirmed; open: "
+                    + ", ".join(open_checks),
+                )
+        await self.svc.store.log(
+            case_id, self.actor, "checklist", ",".join(message.checks) or "-"
+        )
         # the evidence is complete before the decision: running analyses finish
         await self._stop_analysis()
         note = self.svc.vault.seal(message.note.encode(), case_id + "/note")

@@ -18,6 +18,8 @@ from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from signaling.cases import APPROVAL_CHECKS
+
 logger = logging.getLogger(__name__)
 
 
@@ -322,10 +324,24 @@ class AgentClient(_Socket):
         return await self.request({"type": "torch", "on": on}, "torch_state")
 
     async def decide(
-        self, decision: str, reason: str, note: str = ""
+        self,
+        decision: str,
+        reason: str,
+        note: str = "",
+        checks: tuple[str, ...] | None = None,
     ) -> dict[str, Any]:
+        """Decide; an approval confirms the whole checklist unless `checks` says
+        which items the agent confirmed."""
+        if checks is None:
+            checks = APPROVAL_CHECKS if decision == "approve" else ()
         return await self.request(
-            {"type": "decide", "decision": decision, "reason": reason, "note": note},
+            {
+                "type": "decide",
+                "decision": decision,
+                "reason": reason,
+                "note": note,
+                "checks": list(checks),
+            },
             "decided",
             # the server finishes the snapshots' analyses before it decides
             timeout=30.0,

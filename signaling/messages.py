@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from signaling.cases import DECISIONS, REASON_CODES, SNAPSHOT_KINDS
+from signaling.cases import APPROVAL_CHECKS, DECISIONS, REASON_CODES, SNAPSHOT_KINDS
 from signaling.errors import ApiError
 
 MAX_SDP = 64 * 1024
@@ -82,6 +82,7 @@ class Decide:
     decision: str
     reason: str
     note: str = ""
+    checks: tuple[str, ...] = ()  # the checklist items the agent confirmed
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,13 @@ def parse_agent(raw: str | bytes) -> AgentMessage:
         note = _field(data, "note", str, required=False) or ""
         if len(note) > MAX_NOTE:
             raise _bad(f"note of {len(note)} characters is longer than {MAX_NOTE}")
-        return Decide(decision, reason, note)
+        checks = _field(data, "checks", list, required=False) or []
+        unknown = [c for c in checks if c not in APPROVAL_CHECKS]
+        if unknown:
+            raise _bad(
+                f"unknown checklist items {unknown!r}; known: {list(APPROVAL_CHECKS)}"
+            )
+        return Decide(decision, reason, note, tuple(dict.fromkeys(checks)))
     if kind == "hangup":
         return Hangup()
     if kind == "ping":

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from identdesk.clients import create_case
-from signaling.cases import REASON_CODES, State
+from signaling.cases import APPROVAL_CHECKS, REASON_CODES, State
 from tests.browser_support import (  # noqa: F401 (fixtures)
     Shots,
     agent_login,
@@ -153,6 +153,14 @@ async def test_browser_whole_path_approved(
         "#video", "v => v.style.transform"
     )
     await shots(agent, "agent-zoomed")
+
+    # an approval needs every checklist item confirmed, as the server demands
+    boxes = await agent.eval_on_selector_all(
+        "#checklist input", "bs => bs.map(b => b.name)"
+    )
+    assert tuple(boxes) == APPROVAL_CHECKS
+    for name in boxes:
+        await agent.check(f"#checklist input[name={name}]")
 
     # the decision dialog offers exactly the server's reason codes
     await agent.keyboard.press("d")

@@ -103,6 +103,26 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
         }
         await agent.capture("back")
         await agent.capture("face")
+        # ... and every checklist item confirmed by the agent
+        refused = await agent.request(
+            {
+                "type": "decide",
+                "decision": "approve",
+                "reason": "ok",
+                "checks": ["photo", "mrz"],
+            },
+            "error",
+        )
+        assert refused["error"] == {
+            "code": "checklist_incomplete",
+            "message": "approve needs every checklist item confirmed; "
+            "open: ovd, expiry, number, tan",
+        }
+        refused = await agent.request(
+            {"type": "decide", "decision": "approve", "reason": "ok", "checks": [1]},
+            "error",
+        )
+        assert refused["error"]["message"].startswith("unknown checklist items [1]")
         done = await agent.decide("approve", "ok", "specimen card, all checks fine")
         assert done["decision"] == "approve"
         ended = await phone.log.expect("ended")

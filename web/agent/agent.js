@@ -680,12 +680,21 @@ function missingForApproval() {
   return ["front", "back", "face"].filter((k) => !kinds.has(k));
 }
 
+function checkedItems() {
+  return [...$("checklist").querySelectorAll("input:checked")].map((i) => i.name);
+}
+
 function checkDecision() {
   const decision = new FormData($("decision-form")).get("decision");
   const missing = decision === "approve" ? missingForApproval() : [];
-  $("decision-warning").hidden = !missing.length;
-  $("decision-warning").textContent = t("decide.missing", {kinds: missing.map((k) => t(`kind.${k}`)).join(", ")});
-  $("decide-submit").disabled = missing.length > 0;
+  const ticked = new Set(checkedItems());
+  const open = decision === "approve" ? CHECKS.filter((c) => !ticked.has(c)) : [];
+  const warnings = [];
+  if (missing.length) warnings.push(t("decide.missing", {kinds: missing.map((k) => t(`kind.${k}`)).join(", ")}));
+  if (open.length) warnings.push(t("decide.unchecked", {checks: open.map((c) => t(`check.${c}`)).join(", ")}));
+  $("decision-warning").hidden = !warnings.length;
+  $("decision-warning").textContent = warnings.join(" ");
+  $("decide-submit").disabled = warnings.length > 0;
 }
 
 function openDecision() {
@@ -698,7 +707,7 @@ function submitDecision(event) {
   event.preventDefault();
   const form = new FormData($("decision-form"));
   send({type: "decide", decision: form.get("decision"), reason: form.get("reason"),
-    note: $("note").value});
+    note: $("note").value, checks: checkedItems()});
   $("note").value = "";
   $("decision-dialog").close();
 }
@@ -725,7 +734,9 @@ function renderHelp() {
 
 function onKey(event) {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (event.target.closest("input, textarea, select") || document.querySelector("dialog[open]")) return;
+  // typing goes to text fields; a ticked checkbox keeps the shortcuts working
+  const typing = event.target.closest("textarea, select, input:not([type=checkbox]):not([type=radio])");
+  if (typing || document.querySelector("dialog[open]")) return;
   if ($("desk").hidden) return;
   const key = event.key.toLowerCase();
   const step = 5 / desk.zoom;
