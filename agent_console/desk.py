@@ -8,15 +8,18 @@ import time
 from functools import partial
 from typing import Any
 
+import aiosmtplib
 from aiohttp import WSMsgType, web
 
 from agent_console.analysis import CallAnalysis
 from agent_console.auth import check_origin, current_agent
 from agent_console.frame_tools import encode_png
+from signaling import call_tan
 from signaling.accounts import Agent
 from signaling.calls import Call, Connection
 from signaling.cases import APPROVAL_CHECKS, State
 from signaling.errors import ApiError
+from signaling.mail import compose
 from signaling.messages import (
     Capture,
     Decide,
@@ -24,6 +27,7 @@ from signaling.messages import (
     Instruction,
     Offer,
     Ping,
+    SendCallTan,
     TakeNext,
     Torch,
     TorchChallenge,
@@ -94,6 +98,8 @@ class Desk:
             await self.instruct(message)
         elif isinstance(message, Decide):
             await self.decide(message)
+        elif isinstance(message, SendCallTan):
+            await self.send_call_tan()
         elif isinstance(message, Hangup):
             await self.hangup()
 
@@ -234,19 +240,73 @@ class Desk:
             {"type": "instruction", "key": message.key, "text": message.text}
         )
 
+    async def send_call_tan(self) -> None:
+        """E-mail a fresh one-time code; the phone asks the user to enter it."""
+        call = self.call()
+        phone = call.phone
+        if phone is None:
+            raise ApiError(
+                409,
+                "phone_absent",
+                "the phone is not connected; the code is sent while it is in the call",
+            )
+        case = await self.svc.store.get(call.case_id)
+        state, code = call_tan.issue(
+            self.svc.vault.derive(call_tan.KEY_PURPOSE), self.svc.settings.clock()
+        )
+        message = compose(
+            self.svc.settings.mail_from,
+            await self.svc.store.email(call.case_id),
+            "call_tan",
+            case.locale,
+            tan=code,
+            minutes=str(int(call_tan.LIFETIME.total_seconds() // 60)),
+        )
+        try:
+            await self.svc.mailer.send(message, f"case {call.case_id}")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            logger.warning("case %s x call TAN mail failed: %s", call.case_id, exc)
+            raise ApiError(
+                502, "mail_failed", "the code could not be e-mailed; send it again"
+            ) from exc
+
+        # a new code replaces the previous one, wrong entries and all
+        call.call_tan = state
+        await self.svc.store.log(call.case_id, self.actor, "call_tan", "call TAN sent")
+        logger.info("case %s - call TAN sent", call.case_id)
+        await phone.send({"type": "call_tan_requested"})
+        await self.conn.send(
+            {
+                "type": "call_tan",
+                "state": "sent",
+                "attempts_left": state.attempts_left,
+                "expires_in_s": int(call_tan.LIFETIME.total_seconds()),
+            }
+        )
+
+    async def _check_approval(self, call: Call, message: Decide) -> None:
+        await self._check_evidence(call.case_id)
+        open_checks = [c for c in APPROVAL_CHECKS if c not in message.checks]
+        if open_checks:
+            raise ApiError(
+                409,
+                "checklist_incomplete",
+                "approve needs every checklist item confirmed; open: "
+                + ", ".join(open_checks),
+            )
+        if call.call_tan is None or not call.call_tan.confirmed:
+            raise ApiError(
+                409,
+                "call_tan_missing",
+                "approve needs the one-time code sent during this call confirmed "
+                "by the user; send it (send_call_tan) and wait for the phone",
+            )
+
     async def decide(self, message: Decide) -> None:
         call = self.call()
         case_id = call.case_id
         if message.decision == "approve":
-            await self._check_evidence(case_id)
-            open_checks = [c for c in APPROVAL_CHECKS if c not in message.checks]
-            if open_checks:
-                raise ApiError(
-                    409,
-                    "checklist_incomplete",
-                    "approve needs every checklist item confirmed; open: "
-                    + ", ".join(open_checks),
-                )
+            await self._check_approval(call, message)
         await self.svc.store.log(
             case_id, self.actor, "checklist", ",".join(message.checks) or "-"
         )

@@ -6,10 +6,16 @@ They speak the same HTTP, WebSocket and WebRTC protocol as the browser pages.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import logging
+import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from email.header import decode_header, make_header
+from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +25,9 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from signaling.cases import APPROVAL_CHECKS
+from signaling.mail import TEXTS
+
+CodeSource = Callable[[], Awaitable[str]]
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +144,13 @@ class PhoneClient(_Socket):
         ssl_ctx: Any = None,
         tracks: Callable[[], list[MediaStreamTrack]] | None = None,
         has_torch: bool = True,
+        code_source: CodeSource | None = None,
     ) -> None:
         super().__init__(session, base, ssl_ctx)
         self.make_tracks = tracks or (lambda: [])
         self.has_torch = has_torch
+        # reads the in-call TAN from the user's mail; None: the phone does not answer
+        self.code_source = code_source
         self.torch_on = False
         self.torch_log: list[bool] = []
         self.pc: RTCPeerConnection | None = None
@@ -160,6 +172,9 @@ class PhoneClient(_Socket):
             await self.pc.setRemoteDescription(
                 RTCSessionDescription(sdp=message["sdp"], type="answer")
             )
+        elif kind == "call_tan_requested" and self.code_source is not None:
+            # reading the mail may take a moment; the socket keeps being read
+            self._consumers.append(asyncio.ensure_future(self._enter_call_tan()))
         elif kind == "torch":
             self.torch_log.append(message["on"])
             if self.has_torch:
@@ -171,6 +186,15 @@ class PhoneClient(_Socket):
                     "available": self.has_torch,
                 }
             )
+
+    async def _enter_call_tan(self) -> None:
+        assert self.code_source is not None
+        try:
+            code = await self.code_source()
+        except ProtocolError as exc:
+            logger.warning("phone x no call TAN to enter: %s", exc)
+            return
+        await self.send({"type": "call_tan", "tan": code})
 
     async def _start_call(self) -> None:
         if self.pc is not None:
@@ -226,8 +250,15 @@ class AgentClient(_Socket):
         self.frame_times: list[float] = []
         self.case: dict[str, Any] | None = None
         self.csrf = ""
+        self.call_tan: dict[str, Any] | None = None  # the latest call_tan message
         self._consumers: list[asyncio.Task[None]] = []
         self._new_frame = asyncio.Event()
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        if message["type"] == "call_tan":
+            self.call_tan = message
+        elif message["type"] == "case":
+            self.call_tan = None
 
     async def login(self, name: str, password: str) -> None:
         async with self.session.post(
@@ -323,6 +354,18 @@ class AgentClient(_Socket):
     async def torch(self, on: bool) -> dict[str, Any]:
         return await self.request({"type": "torch", "on": on}, "torch_state")
 
+    async def confirm_call_tan(self, timeout: float = 20.0) -> dict[str, Any]:
+        """Send the in-call TAN and wait until the phone has confirmed it."""
+        mark = self.log.mark()
+        await self.send({"type": "send_call_tan"})
+        sent = await self.log.expect("call_tan", since=mark)
+        if sent["state"] != "sent":
+            raise ProtocolError(f"call TAN not sent: {sent}")
+        result = await self.log.expect("call_tan", timeout=timeout)
+        if result["state"] != "confirmed":
+            raise ProtocolError(f"call TAN {result['state']}, not confirmed")
+        return result
+
     async def decide(
         self,
         decision: str,
@@ -410,6 +453,66 @@ async def activate_and_consent(
         if resp.status != 200:
             raise ProtocolError(f"consent failed: {data['error']['message']}")
         return data
+
+
+CALL_TAN_SUBJECTS = {subject for subject, _ in TEXTS["call_tan"].values()}
+_CODE = re.compile(r"\b(\d{6})\b")
+
+
+def call_tan_in(msg: Message, to: str | None = None) -> str | None:
+    """The in-call TAN a mail carries (to `to`, when given); None for other mail."""
+    subject = str(make_header(decode_header(msg["Subject"] or "")))
+    if subject not in CALL_TAN_SUBJECTS or (to is not None and msg["To"] != to):
+        return None
+    part = msg.get_payload(decode=True)
+    found = _CODE.search(part.decode() if isinstance(part, bytes) else "")
+    return found.group(1) if found else None
+
+
+async def latest_call_tan(
+    mails: Callable[[], Iterable[Message]],
+    to: str | None = None,
+    skip: set[str] | None = None,
+    timeout: float = 15.0,
+) -> str:
+    """Wait for a call TAN mail and return the newest code not in `skip`."""
+    skip = set() if skip is None else skip
+    deadline = time.monotonic() + timeout
+    while True:
+        codes = [c for m in mails() if (c := call_tan_in(m, to)) is not None]
+        if codes and codes[-1] not in skip:
+            skip.add(codes[-1])
+            return codes[-1]
+        if time.monotonic() > deadline:
+            raise ProtocolError(f"no new call TAN mail within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def outbox_mails(outbox: Path) -> Callable[[], list[Message]]:
+    """The .eml files of a mail outbox folder, oldest first."""
+
+    def read() -> list[Message]:
+        if not outbox.is_dir():
+            return []
+        files = sorted(outbox.glob("*.eml"), key=lambda f: f.stat().st_mtime_ns)
+        return [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.compat32)
+            for f in files
+        ]
+
+    return read
+
+
+def mail_code_source(
+    mails: Callable[[], Iterable[Message]], to: str | None = None
+) -> CodeSource:
+    """A phone's code source: each request reads the next new code from `mails`."""
+    used: set[str] = set()
+
+    async def read() -> str:
+        return await latest_call_tan(mails, to, used)
+
+    return read
 
 
 def file_tracks(path: str, loop: bool = False) -> Callable[[], list[MediaStreamTrack]]:

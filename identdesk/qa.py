@@ -34,6 +34,8 @@ from identdesk.clients import (
     activate_and_consent,
     create_case,
     file_tracks,
+    mail_code_source,
+    outbox_mails,
 )
 from signaling.cases import DECISIONS, REASON_CODES, SNAPSHOT_KINDS
 from signaling.config import ServiceHours, Settings
@@ -126,7 +128,7 @@ def _check_step(i: int, step: Any) -> None:
             raise QaError(
                 f"{where}: reason for {step['decision']} must be one of {allowed}"
             )
-    elif action not in ("capture", "torch", "decide", "instruction"):
+    elif action not in ("capture", "torch", "decide", "instruction", "call_tan"):
         raise QaError(f"{where}: unknown action {action!r}")
 
 
@@ -139,6 +141,7 @@ class Report:
     audio_frames_at_agent: int = 0
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     torch: list[dict[str, Any]] = field(default_factory=list)
+    call_tan: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)
     callback: dict[str, Any] = field(default_factory=dict)
     recording: dict[str, Any] = field(default_factory=dict)
@@ -183,6 +186,14 @@ class Report:
                     "torch",
                     f"asked {asked} -> phone reports {state} "
                     f"(torch available {ack['available']})",
+                )
+            )
+        if self.call_tan:
+            rows.append(
+                (
+                    "call TAN",
+                    f"{self.call_tan['state']} at {self.call_tan['at']:.1f} s, "
+                    f"{self.call_tan['seconds'] * 1000:.0f} ms from sending",
                 )
             )
         rows.append(("decision", f"{d.get('decision')} ({d.get('reason')})"))
@@ -329,13 +340,27 @@ async def run_session(
     ssl_ctx: Any = True,
     callback: CallbackSink | None = None,
     signer_jwks: dict[str, Any] | None = None,
+    outbox: Path | None = None,
 ) -> Report:
-    """Walk the whole path once and report what happened."""
+    """Walk the whole path once and report what happened.
+
+    The phone reads the in-call TAN from the server's mail `outbox` folder
+    (default: the outbox of IDENTDESK_DATA_DIR, as `identdesk serve` uses it)."""
     info = probe_video(video)
     report = Report(video=info.__dict__.copy())
+    if outbox is None:
+        outbox = Path(os.environ.get("IDENTDESK_DATA_DIR", "data")) / "outbox"
+    # an address of this session's own, so its mail is told from other cases'
+    address = f"qa-{secrets.token_hex(6)}@example.org"
+    codes = mail_code_source(outbox_mails(outbox), address)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as user:
         case = await create_case(
-            user, base, api_key, ssl_ctx, callback.url if callback else None
+            user,
+            base,
+            api_key,
+            ssl_ctx,
+            callback.url if callback else None,
+            email=address,
         )
         report.case_id = case["id"]
         consent = await activate_and_consent(user, case["activation_url"], ssl_ctx)
@@ -344,7 +369,9 @@ async def run_session(
         aiohttp.ClientSession() as phone_http,
         aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as agent_http,
     ):
-        phone = PhoneClient(phone_http, base, ssl_ctx, tracks=file_tracks(video))
+        phone = PhoneClient(
+            phone_http, base, ssl_ctx, tracks=file_tracks(video), code_source=codes
+        )
         agent = AgentClient(agent_http, base, ssl_ctx)
         try:
             await agent.login(agent_name, agent_password)
@@ -416,7 +443,13 @@ async def _play_script(
                     "text": step.get("text", ""),
                 }
             )
+        elif action == "call_tan":
+            await _confirm_call_tan(agent, report, at)
         elif action == "decide":
+            if step["decision"] == "approve" and not report.call_tan:
+                # an approval needs the in-call TAN: a script without the step
+                # gets it just before the decision
+                await _confirm_call_tan(agent, report, at)
             done = await agent.decide(
                 step["decision"], step["reason"], step.get("note", "")
             )
@@ -426,6 +459,16 @@ async def _play_script(
                 "at": at,
             }
             return
+
+
+async def _confirm_call_tan(agent: AgentClient, report: Report, at: float) -> None:
+    t0 = time.monotonic()
+    done = await agent.confirm_call_tan()
+    report.call_tan = {
+        "state": done["state"],
+        "at": at,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
 
 
 async def _check_callback(
@@ -481,6 +524,7 @@ async def run_local(
                     password,
                     callback=sink,
                     signer_jwks=svc.signer.jwks(),
+                    outbox=svc.mailer.outbox,
                 )
             finally:
                 await sink.stop()

@@ -13,6 +13,7 @@ from aiohttp import web
 from media.admission import GatewayFullError, admission
 from media.call_media import CallMedia, LocalCallMedia, OfferError
 from media.workers import WorkerLostError, WorkerPool, WorkerUnavailableError
+from signaling.call_tan import CallTan
 from signaling.cases import CaseStore, State
 from signaling.errors import ApiError
 from signaling.evidence import EvidenceStore
@@ -52,6 +53,8 @@ class Call:
         default_factory=lambda: {"on": None, "available": None}
     )
     started: float = field(default_factory=time.monotonic)
+    # the code the agent sent during this call; a new call starts without one
+    call_tan: CallTan | None = None
 
 
 class CallHub:

@@ -40,6 +40,20 @@ TEXTS = {
             "It is valid until {until}.\n",
         ),
     },
+    "call_tan": {
+        "de": (
+            "Ihr Code für die Video-Identifizierung",
+            "Guten Tag,\n\nIhr Mitarbeiter hat Ihnen während des Gesprächs diesen "
+            "Code gesendet: {tan}\n\nBitte geben Sie ihn jetzt auf Ihrem Smartphone "
+            "ein, ohne das Gespräch zu beenden. Er ist {minutes} Minuten gültig.\n",
+        ),
+        "en": (
+            "Your code for the video identification",
+            "Hello,\n\nthe agent sent you this code during your call: {tan}\n\n"
+            "Please enter it on your smartphone now, without ending the call. It is "
+            "valid for {minutes} minutes.\n",
+        ),
+    },
 }
 
 

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from signaling.call_tan import DIGITS as CALL_TAN_DIGITS
+from signaling.call_tan import normalize as normalize_call_tan
 from signaling.cases import APPROVAL_CHECKS, DECISIONS, REASON_CODES, SNAPSHOT_KINDS
 from signaling.errors import ApiError
 
@@ -31,6 +33,13 @@ INSTRUCTIONS = (
 
 @dataclass(frozen=True)
 class Join:
+    tan: str
+
+
+@dataclass(frozen=True)
+class CallTanEntry:
+    """The code from the in-call mail, as the user typed it (digits only)."""
+
     tan: str
 
 
@@ -90,6 +99,11 @@ class Hangup:
     pass
 
 
+@dataclass(frozen=True)
+class SendCallTan:
+    """E-mail the user a fresh one-time code to enter during the call."""
+
+
 def _bad(message: str, code: str = "bad_message") -> ApiError:
     return ApiError(400, code, message)
 
@@ -145,7 +159,25 @@ def _choice(data: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def parse_phone(raw: str | bytes) -> Join | Offer | TorchState | Ping:
+def _call_tan(data: dict[str, Any]) -> CallTanEntry:
+    text = _field(data, "tan", str)[:64]
+    code = normalize_call_tan(text)
+    if code is None:
+        # a typing mistake, not a guess: it does not count against the code; the
+        # entry is not quoted back, it is close to a secret
+        raise _bad(
+            f"the code from the e-mail is {CALL_TAN_DIGITS} digits, got "
+            f"{len(text)} characters"
+            + ("" if text.strip().isdigit() else " with other signs than digits"),
+            "call_tan_malformed",
+        )
+    return CallTanEntry(code)
+
+
+PhoneMessage = Join | Offer | TorchState | CallTanEntry | Ping
+
+
+def parse_phone(raw: str | bytes) -> PhoneMessage:
     data = _load(raw)
     kind = data["type"]
     if kind == "join":
@@ -158,6 +190,8 @@ def parse_phone(raw: str | bytes) -> Join | Offer | TorchState | Ping:
             available=_field(data, "available", bool),
             detail=(_field(data, "detail", str, required=False) or "")[:200],
         )
+    if kind == "call_tan":
+        return _call_tan(data)
     if kind == "ping":
         return Ping()
     raise _bad(f"unknown message type {kind[:40]!r} from the phone", "unknown_type")
@@ -172,6 +206,7 @@ AgentMessage = (
     | Instruction
     | Decide
     | Hangup
+    | SendCallTan
     | Ping
 )
 
@@ -208,6 +243,8 @@ def parse_agent(raw: str | bytes) -> AgentMessage:
         return Decide(decision, reason, note, tuple(dict.fromkeys(checks)))
     if kind == "hangup":
         return Hangup()
+    if kind == "send_call_tan":
+        return SendCallTan()
     if kind == "ping":
         return Ping()
     raise _bad(f"unknown message type {kind[:40]!r} from the agent", "unknown_type")

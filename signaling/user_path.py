@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSMsgType, web
 
-from signaling.calls import Connection
+from signaling import call_tan
+from signaling.calls import Call, Connection
 from signaling.cases import State, tan_valid_until
 from signaling.errors import ApiError, bad_request, read_json
 from signaling.mail import compose
-from signaling.messages import Join, Offer, Ping, TorchState, parse_phone
+from signaling.messages import CallTanEntry, Join, Offer, Ping, TorchState, parse_phone
 from signaling.ratelimit import wait_text
 from signaling.services import Services, client_address, client_tag, services
 
@@ -151,6 +152,8 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
                     await conn.send({"type": "answer", "sdp": answer})
                 elif isinstance(message, TorchState):
                     await _torch_state(svc, case_id, message)
+                elif isinstance(message, CallTanEntry):
+                    await _call_tan(svc, conn, case_id, message.tan)
             except ApiError as exc:
                 if exc.code in (
                     "bad_message",
@@ -211,7 +214,84 @@ async def _join(svc: Services, conn: Connection, client: str, tan: str) -> str:
     status_message = await svc.hub.phone_join(conn, case.id)
     await conn.send({"type": "joined", "case_id": case.id, "locale": case.locale})
     await conn.send(status_message)
+    call = svc.hub.calls.get(case.id)
+    if call is not None and call.phone is conn and _pending(svc, call.call_tan):
+        # back in the same call: the code sent before the reconnect still counts
+        await conn.send({"type": "call_tan_requested"})
     return case.id
+
+
+def _pending(svc: Services, state: call_tan.CallTan | None) -> bool:
+    return (
+        state is not None
+        and not state.confirmed
+        and not state.locked
+        and not state.expired(svc.settings.clock())
+    )
+
+
+async def _call_tan(svc: Services, conn: Connection, case_id: str, code: str) -> None:
+    """Check the code the agent e-mailed during this call; wrong entries count."""
+    call = svc.hub.calls.get(case_id)
+    if call is None or call.phone is not conn:
+        raise ApiError(409, "no_call", "the code is entered during the call")
+    state = call.call_tan
+    if state is None:
+        raise ApiError(
+            409, "call_tan_none", "no code was sent in this call; the agent sends one"
+        )
+    if state.confirmed:
+        await conn.send({"type": "call_tan_result", "ok": True})
+        return
+    if state.locked:
+        raise ApiError(
+            409,
+            "call_tan_locked",
+            f"the code is void after {call_tan.MAX_WRONG} wrong entries; "
+            "the agent sends a new one",
+        )
+    if state.expired(svc.settings.clock()):
+        await call.agent.send({"type": "call_tan", "state": "expired"})
+        raise ApiError(
+            409, "call_tan_expired", "the code has expired; the agent sends a new one"
+        )
+
+    if state.matches(svc.vault.derive(call_tan.KEY_PURPOSE), code):
+        await svc.store.log(case_id, "phone", "call_tan", "call TAN confirmed")
+        logger.info("case %s - call TAN confirmed", case_id)
+        await conn.send({"type": "call_tan_result", "ok": True})
+        await call.agent.send({"type": "call_tan", "state": "confirmed"})
+        return
+    await _call_tan_wrong(svc, conn, call, state)
+
+
+async def _call_tan_wrong(
+    svc: Services, conn: Connection, call: Call, state: call_tan.CallTan
+) -> None:
+    void = ", void" if state.locked else ""
+    await svc.store.log(
+        call.case_id,
+        "phone",
+        "call_tan",
+        f"call TAN wrong ({state.wrong} of {call_tan.MAX_WRONG}){void}",
+    )
+    logger.warning("case %s x wrong call TAN (%d)", call.case_id, state.wrong)
+    await conn.send(
+        {
+            "type": "call_tan_result",
+            "ok": False,
+            "attempts_left": state.attempts_left,
+            "locked": state.locked,
+        }
+    )
+    await call.agent.send(
+        {
+            "type": "call_tan",
+            "state": "locked" if state.locked else "wrong",
+            "wrong": state.wrong,
+            "attempts_left": state.attempts_left,
+        }
+    )
 
 
 async def _torch_state(svc: Services, case_id: str, message: TorchState) -> None:

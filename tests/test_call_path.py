@@ -19,9 +19,11 @@ from identdesk.clients import (
     ProtocolError,
     activate_and_consent,
     create_case,
+    mail_code_source,
 )
 from identdesk.qa import CallbackSink
 from media.remux import remux
+from signaling.cases import APPROVAL_CHECKS
 from signaling.results import verify_detached
 from tests.conftest import Server, psnr
 from tests.media_fixtures import SceneTrack
@@ -49,7 +51,10 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
     await sink.start()
     scene = SceneTrack()
     phone = PhoneClient(
-        server.http, server.base, tracks=lambda: [scene, AudioStreamTrack()]
+        server.http,
+        server.base,
+        tracks=lambda: [scene, AudioStreamTrack()],
+        code_source=mail_code_source(lambda: server.mailbox.messages),
     )
     agent = AgentClient(server.http, server.base)
     try:
@@ -123,6 +128,19 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
             "error",
         )
         assert refused["error"]["message"].startswith("unknown checklist items [1]")
+        # ... and the one-time code e-mailed during the call, entered on the phone
+        refused = await agent.request(
+            {
+                "type": "decide",
+                "decision": "approve",
+                "reason": "ok",
+                "checks": list(APPROVAL_CHECKS),
+            },
+            "error",
+        )
+        assert refused["error"]["code"] == "call_tan_missing"
+        await agent.confirm_call_tan()
+        assert (await phone.log.expect("call_tan_result"))["ok"] is True
         done = await agent.decide("approve", "ok", "specimen card, all checks fine")
         assert done["decision"] == "approve"
         ended = await phone.log.expect("ended")

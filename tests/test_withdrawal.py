@@ -9,6 +9,7 @@ from identdesk.clients import (
     PhoneClient,
     activate_and_consent,
     create_case,
+    mail_code_source,
 )
 from tests.conftest import Server, waiting_phone
 from tests.media_fixtures import SceneTrack
@@ -16,6 +17,7 @@ from tests.media_fixtures import SceneTrack
 
 async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
     phone, case_id, _ = await waiting_phone(server)
+    phone.code_source = mail_code_source(lambda: server.mailbox.messages)
     agent = AgentClient(server.http, server.base)
     await agent.login(server.agent_name, server.agent_password)
     await agent.take_case()
@@ -24,6 +26,7 @@ async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
     snap = await agent.capture("front")
     await agent.capture("back")
     await agent.capture("face")
+    await agent.confirm_call_tan()
     await agent.decide("approve", "ok")
     await phone.close()
     return case_id, agent, snap["url"]
