@@ -168,7 +168,11 @@ def _call_tan(data: dict[str, Any]) -> CallTanEntry:
         raise _bad(
             f"the code from the e-mail is {CALL_TAN_DIGITS} digits, got "
             f"{len(text)} characters"
-            + ("" if text.strip().isdigit() else " with other signs than digits"),
+            + (
+                " with other signs than digits"
+                if any(not (c.isdigit() or c in " -\t") for c in text)
+                else ""
+            ),
             "call_tan_malformed",
         )
     return CallTanEntry(code)
