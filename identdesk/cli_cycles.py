@@ -25,6 +25,7 @@ from aiortc import AudioStreamTrack, VideoStreamTrack
 from identdesk.clients import (
     AgentClient,
     PhoneClient,
+    ProtocolError,
     activate_and_consent,
     create_case,
 )
@@ -62,6 +63,9 @@ def register(commands: Any) -> None:
     parser.set_defaults(func=cmd_cycles)
 
 
+WARM_UP_CALLS = 10
+
+
 def rss_mb(pid: int) -> float:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -84,10 +88,16 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_mb(pid: int) -> tuple[float, int]:
-    """Resident memory of the server and its workers, and the number of workers."""
-    workers = children(pid)
-    return rss_mb(pid) + sum(rss_mb(w) for w in workers), len(workers)
+def tree_rss_mb(pid: int) -> dict[str, float]:
+    """Resident memory of the server and its workers (MB), in all and apart."""
+    server = rss_mb(pid)
+    workers = [rss_mb(w) for w in children(pid)]
+    return {
+        "rss_mb": server + sum(workers),
+        "server_mb": server,
+        "workers_mb": round(sum(workers), 1),
+        "workers": float(len(workers)),
+    }
 
 
 def cmd_cycles(args: argparse.Namespace) -> int:
@@ -108,6 +118,12 @@ def cmd_cycles(args: argparse.Namespace) -> int:
                     args,
                 )
             )
+        except (ProtocolError, aiohttp.ClientError, OSError) as exc:
+            print(f"error: a cycle failed: {exc}", file=sys.stderr)
+            print("the server's last lines:", file=sys.stderr)
+            for line in server.output[-40:]:
+                print("  " + line.rstrip(), file=sys.stderr)
+            return 1
         finally:
             server.stop()
     _print(samples, args)
@@ -117,25 +133,22 @@ def cmd_cycles(args: argparse.Namespace) -> int:
 async def _cycles(
     pid: int, base: str, key: str, password: str, args: argparse.Namespace
 ) -> list[dict[str, float]]:
-    total, workers = tree_rss_mb(pid)
-    samples = [{"cycle": 0, "rss_mb": total, "seconds": 0.0, "workers": float(workers)}]
+    samples = [{"cycle": 0, "seconds": 0.0, **tree_rss_mb(pid)}]
     started = time.monotonic()
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         agent = AgentClient(http, base)
         await agent.login("admin", password)
         for cycle in range(1, args.count + 1):
             await _one_call(http, base, key, agent, args.seconds)
-            total, workers = tree_rss_mb(pid)
             samples.append(
                 {
                     "cycle": cycle,
-                    "rss_mb": total,
                     "seconds": round(time.monotonic() - started, 1),
-                    "workers": float(workers),
+                    **tree_rss_mb(pid),
                 }
             )
             print(
-                f"cycle {cycle}/{args.count}: server {samples[-1]['rss_mb']:.1f} MB",
+                f"cycle {cycle}/{args.count}: {samples[-1]['rss_mb']:.1f} MB",
                 file=sys.stderr,
                 flush=True,
             )
@@ -163,7 +176,9 @@ async def _one_call(
 
 
 def _print(samples: list[dict[str, float]], args: argparse.Namespace) -> None:
-    warm = samples[min(10, len(samples) - 1)]
+    # each process warms up over its first ten calls; workers share the calls
+    workers = max(1, int(samples[-1]["workers"]))
+    warm = samples[min(WARM_UP_CALLS * workers, len(samples) // 2)]
     last = samples[-1]
     per_cycle = (last["rss_mb"] - warm["rss_mb"]) / max(
         1, last["cycle"] - warm["cycle"]
@@ -187,10 +202,11 @@ def _print(samples: list[dict[str, float]], args: argparse.Namespace) -> None:
     step = max(1, len(samples) // 10)
     for s in samples[::step]:
         print(
-            f"  after cycle {int(s['cycle']):>3}: server resident {s['rss_mb']:.1f} MB"
+            f"  after cycle {int(s['cycle']):>3}: resident {s['rss_mb']:.1f} MB"
+            f" (server {s['server_mb']:.1f}, workers {s['workers_mb']:.1f})"
         )
     print(
-        f"server resident: {samples[0]['rss_mb']:.1f} MB at start, "
+        f"resident in all: {samples[0]['rss_mb']:.1f} MB at start, "
         f"{warm['rss_mb']:.1f} MB after cycle {int(warm['cycle'])}, "
         f"{last['rss_mb']:.1f} MB after cycle {int(last['cycle'])}: "
         f"{per_cycle:+.3f} MB per cycle after warm-up"
