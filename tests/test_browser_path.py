@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from identdesk.clients import create_case
+from identdesk.clients import create_case, latest_call_tan
 from signaling.cases import APPROVAL_CHECKS, REASON_CODES, State
 from tests.browser_support import (  # noqa: F401 (fixtures)
     Shots,
@@ -160,7 +160,9 @@ async def test_browser_whole_path_approved(
     )
     assert tuple(boxes) == APPROVAL_CHECKS
     for name in boxes:
-        await agent.check(f"#checklist input[name={name}]")
+        if name != "tan":
+            await agent.check(f"#checklist input[name={name}]")
+    await _call_tan(phone, agent, server, shots)
 
     # the decision dialog offers exactly the server's reason codes
     await agent.keyboard.press("d")
@@ -189,6 +191,45 @@ async def test_browser_whole_path_approved(
         "approve",
         "ok",
     )
+
+
+async def _call_tan(phone: Any, agent: Any, server: Server, shots: Shots) -> None:
+    """The code sent in the call (C): entered on the phone over the running video,
+    once wrong, then right; the console ticks the checklist's "tan" item itself."""
+    tan_box = "#checklist input[name=tan]"
+    assert await agent.is_disabled(tan_box)
+    assert not await agent.is_checked(tan_box)
+    assert "Code im Gespräch bestätigt" in await agent.text_content("#checklist")
+    await agent.keyboard.press("c")
+    await agent.wait_for_selector("#call-tan-state[data-state=sent]")
+    await _visible(phone, "#call-tan-form")
+    assert (
+        await phone.text_content("#call-tan-title")
+        == "Bitte geben Sie den Code aus der E-Mail ein"
+    )
+    code = await latest_call_tan(lambda: server.mailbox.messages)
+    await shots(phone, "phone-call-tan")
+
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    await phone.fill("#call-tan", f"{wrong[:3]}x{wrong[3:]}")
+    assert await phone.input_value("#call-tan") == wrong  # digits only
+    await phone.click("#call-tan-submit")
+    await phone.wait_for_function(
+        "document.getElementById('call-tan-result').textContent.includes('noch 2')"
+    )
+    await agent.wait_for_selector("#call-tan-state[data-state=wrong]")
+
+    await phone.fill("#call-tan", code)
+    await phone.click("#call-tan-submit")
+    await phone.wait_for_function(
+        "document.getElementById('call-tan-result').textContent"
+        " === 'Code bestätigt. Vielen Dank!'"
+    )
+    await agent.wait_for_selector("#call-tan-state[data-state=confirmed]")
+    await agent.wait_for_selector(f"{tan_box}:checked")
+    # the video kept running through it
+    await wait_frames(agent, await wait_frames(agent, 0) + 5)
+    await shots(agent, "agent-call-tan-confirmed")
 
 
 async def test_browser_desktop_visitor_sees_qr_code(

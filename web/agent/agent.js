@@ -150,6 +150,7 @@ function onMessage(msg) {
     case "analysis": addAnalysis(msg); break;
     case "hologram_started": desk.hologram = {running: true, ...msg}; renderHologram(); break;
     case "hologram": desk.hologram = msg; renderHologram(); break;
+    case "call_tan": showCallTan(msg); break;
     case "phone_connection":
       phoneState(msg.state === "connected" ? "ok" : msg.state === "failed" ? "bad" : "warn",
         msg.state === "connected" ? "phone.connected" : msg.state === "failed" ? "phone.failed" : "phone.connecting");
@@ -194,6 +195,7 @@ function startCase(info) {
   renderCase();
   renderGallery();
   renderChecklist();
+  showCallTan(null);
   showTorch(null);
   setZoom(1, 0, 0);
   phoneState("warn", "phone.waiting");
@@ -397,6 +399,7 @@ function renderChecklist() {
     label.append(box, span);
     return label;
   }));
+  syncTanCheck();
 }
 
 // --- document tools: live outline and hints, snapshot analyses, hologram check ---------
@@ -719,7 +722,8 @@ function hangup() {
 // --- keyboard -------------------------------------------------------------------------
 
 const KEYS = [["F B G", "key.capture"], ["T", "key.torch"], ["L", "key.hologram"], ["N", "key.next"], ["D", "key.decide"],
-  ["H", "key.hangup"], ["+ − 0", "key.zoom"], ["← ↑ → ↓", "key.pan"], ["1–8", "key.instr"], ["?", "key.help"]];
+  ["H", "key.hangup"], ["+ − 0", "key.zoom"], ["← ↑ → ↓", "key.pan"], ["1–8", "key.instr"],
+  ["C", "key.calltan"], ["?", "key.help"]];
 
 function renderHelp() {
   $("help-keys").replaceChildren(...KEYS.map(([keys, label]) => {
@@ -743,7 +747,7 @@ function onKey(event) {
   const actions = {
     f: () => capture("front"), b: () => capture("back"), g: () => capture("face"),
     t: toggleTorch, l: startHologram, n: () => { if (!desk.caseInfo) send({type: "take_next"}); },
-    d: openDecision, h: hangup, "?": () => $("help").showModal(),
+    d: openDecision, h: hangup, c: sendCallTan, "?": () => $("help").showModal(),
     "+": () => setZoom(desk.zoom * 1.25, desk.panX, desk.panY), "=": () => setZoom(desk.zoom * 1.25, desk.panX, desk.panY),
     "-": () => setZoom(desk.zoom / 1.25, desk.panX, desk.panY), "0": () => setZoom(1, 0, 0),
     arrowleft: () => setZoom(desk.zoom, desk.panX + step, desk.panY),
@@ -769,6 +773,7 @@ function relabel() {
     for (const name of checked) $("checklist").querySelector(`[name=${name}]`).checked = true;
   }
   showTorch(desk.torch);
+  if (desk.caseInfo) showCallTan(desk.callTan);
   renderAnalyses();
   renderHologram();
   showQuality(desk.quality);

@@ -297,6 +297,8 @@ function onMessage(msg) {
     case "torch": setTorch(msg.on); break;
     case "instruction": showInstruction(msg); break;
     case "hints": showHints(msg); break;
+    case "call_tan_requested": askCallTan(); break;
+    case "call_tan_result": callTanResult(msg); break;
     case "agent_left": onAgentLeft(); break;
     case "agent_connection":
       if (state.step === "step-call") $("reconnecting").hidden = msg.state !== "disconnected";
@@ -308,7 +310,9 @@ function onMessage(msg) {
 }
 
 function onError(error) {
-  if (["tan_unknown", "tan_malformed", "tan_expired", "too_many_attempts"].includes(error.code)) {
+  if ((error.code || "").startsWith("call_tan_")) {
+    callTanError(error);
+  } else if (["tan_unknown", "tan_malformed", "tan_expired", "too_many_attempts"].includes(error.code)) {
     forgetTan();
     state.joined = false;
     show("step-tan");
@@ -337,6 +341,7 @@ function onQueued(msg) {
 
 function onAgentLeft() {
   closePeer();
+  hideCallTan();
   $("instruction").textContent = "";
   $("torch-hint").hidden = true;
   showHints(null);
@@ -536,6 +541,7 @@ document.addEventListener("langchange", () => {
   if (state.hints) showHints(state.hints);
   if (state.step === "step-call") showTorchState();
   if (state.step === "step-closed") showClosed($("closed-text").dataset.when);
+  relabelCallTan();
   renderDone();
 });
 start();
