@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import aiosmtplib
@@ -14,6 +13,7 @@ from aiohttp import WSMsgType, web
 from agent_console.analysis import CallAnalysis
 from agent_console.auth import check_origin, current_agent
 from agent_console.frame_tools import encode_png
+from media.frametap import frame_to_bgr
 from signaling import call_tan
 from signaling.accounts import Agent
 from signaling.calls import Call, Connection
@@ -162,9 +162,7 @@ class Desk:
             # the sharpest moment of the last second or so, not a blurred one
             frame, arrived, compared = await self.analysis.best_still(frame, arrived)
         loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(
-            None, partial(frame.to_ndarray, format="bgr24")
-        )
+        image = await loop.run_in_executor(None, frame_to_bgr, frame)
         data = await loop.run_in_executor(None, encode_png, image)
         height, width = image.shape[:2]
         evidence_id = await self.svc.evidence.add(

@@ -18,6 +18,7 @@ import numpy as np
 
 from media.document import Detection, detect_document, rectify
 from media.faces import find_faces, portrait_face
+from media.frametap import frame_to_bgr
 from media.hologram import HologramResult, check_hologram
 from media.mrz_reader import read_mrz
 from media.quality import HINTS, Quality, assess
@@ -119,7 +120,7 @@ def live_quality(
     """Quality of the latest frame; motion is per frame even when the previous
     analysed frame lies `frames_between` frames back."""
     started = time.perf_counter()
-    image = frame.to_ndarray(format="bgr24")
+    image = frame_to_bgr(frame)
     det = detect_document(image)
     if det is not None and previous is not None and frames_between > 1:
         # assess measures travel between consecutive frames; stand in a detection
@@ -213,9 +214,9 @@ def analyse_snapshot(
 def small_bgr(frame: av.VideoFrame, width: int = CHALLENGE_WIDTH) -> np.ndarray:
     """A decoded frame as BGR, scaled down to `width` when wider."""
     if frame.width <= width:
-        return frame.to_ndarray(format="bgr24")
+        return frame_to_bgr(frame)
     height = round(frame.height * width / frame.width / 2) * 2
-    return frame.to_ndarray(width=width, height=height, format="bgr24")
+    return frame_to_bgr(frame, width, height)
 
 
 def centre_brightness(image: np.ndarray) -> float:

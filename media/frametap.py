@@ -44,6 +44,22 @@ _executor = ThreadPoolExecutor(
 DECODERS = {"VP8": "vp8", "H264": "h264"}
 
 
+# PyAV converts a frame with a converter it keeps on the frame; two threads using
+# it at once were seen to hang both for good. The tap's latest frame is shared by
+# the live hints, snapshots and the torch challenge, so conversions take turns.
+_convert_lock = threading.Lock()
+
+
+def frame_to_bgr(
+    frame: av.VideoFrame, width: int | None = None, height: int | None = None
+) -> np.ndarray:
+    """The frame's pixels as BGR, optionally scaled; safe from any thread."""
+    with _convert_lock:
+        if width is None or height is None:
+            return frame.to_ndarray(format="bgr24")
+        return frame.to_ndarray(width=width, height=height, format="bgr24")
+
+
 class LatestFrame:
     """The newest decoded frame of a call, and waiting for the next one.
 
@@ -89,7 +105,7 @@ class LatestFrame:
         self.want()
         if self.frame is None:
             raise LookupError("no video frame has been received from the phone yet")
-        return self.frame.to_ndarray(format="bgr24")
+        return frame_to_bgr(self.frame)
 
 
 class FrameTap(LatestFrame):

@@ -186,6 +186,8 @@ class Worker:
                 asyncio.ensure_future(self._handle(header))
         except ProtocolError:
             logger.exception("x the server sent a malformed message")
+        except ConnectionError:
+            pass  # the server is gone: end as when it closes its end
         finally:
             await self._stop_all()
             self._writer.close()

@@ -375,8 +375,11 @@ class WorkerPool:
         if not alive:
             raise WorkerUnavailableError()
         self.admission.admit(label)
-        worker = min(alive, key=lambda w: len(w.calls))
         call = next(self._calls)
+        # the fewest calls; among equals, turn by turn, so wear is shared too
+        worker = min(
+            alive, key=lambda w: (len(w.calls), (w.index - call) % len(self.workers))
+        )
         media = RemoteCallMedia(
             worker, call, label, recording_sink, on_state, on_lost, self.admission
         )
