@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +16,14 @@ from identdesk.clients import (
     ProtocolError,
     latest_call_tan,
 )
+from identdesk.qa import default_script, run_local
 from signaling.cases import APPROVAL_CHECKS
 from signaling.errors import ApiError
 from signaling.mail import compose
 from signaling.messages import CallTanEntry, parse_phone
 from tests.conftest import Server, waiting_phone
 from tests.media_fixtures import SceneTrack
+from tests.test_cli_qa import write_video
 
 APPROVE = {
     "type": "decide",
@@ -303,3 +306,12 @@ def test_call_tan_mail_in_the_case_language() -> None:
 async def test_latest_call_tan_waits_with_deadline() -> None:
     with pytest.raises(ProtocolError, match="no new call TAN mail within 0.2 s"):
         await latest_call_tan(lambda: [], timeout=0.2)
+
+
+async def test_qa_session_reads_call_tan_from_outbox(tmp_path: Path) -> None:
+    """`qa run`'s default script approves: its phone reads the code from the outbox."""
+    video = write_video(tmp_path / "phone.webm", 3.0, 320, 240, False)
+    report = await run_local(str(video), default_script(3.0), tmp_path / "data")
+    assert report.call_tan["state"] == "confirmed"
+    assert report.decision["decision"] == "approve"
+    assert "call TAN          confirmed at" in report.text()
