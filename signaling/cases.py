@@ -76,8 +76,9 @@ REASON_CODES: dict[str, tuple[str, ...]] = {
 SNAPSHOT_KINDS = ("front", "back", "face", "other")
 # what the agent confirms, item by item, before an approval (the console's checklist):
 # photo matches the person, hologram responds to light and tilt, MRZ and check
-# digits, document valid, document number read out, data matches the case
-APPROVAL_CHECKS = ("photo", "ovd", "mrz", "expiry", "number", "tan")
+# digits, document valid, document number read out, data matches the case, code
+# confirmed in the call (ticked by the console when the phone confirmed it)
+APPROVAL_CHECKS = ("photo", "ovd", "mrz", "expiry", "number", "data", "tan")
 
 
 @dataclass

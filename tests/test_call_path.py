@@ -121,7 +121,7 @@ async def test_call_path_end_to_end(server: Server, tmp_path) -> None:
         assert refused["error"] == {
             "code": "checklist_incomplete",
             "message": "approve needs every checklist item confirmed; "
-            "open: ovd, expiry, number, tan",
+            "open: ovd, expiry, number, data, tan",
         }
         refused = await agent.request(
             {"type": "decide", "decision": "approve", "reason": "ok", "checks": [1]},

@@ -9,7 +9,7 @@ const REASON_CODES = {
 };
 const INSTRUCTION_KEYS = ["show_front", "show_back", "show_face", "tilt_card", "hold_still",
   "move_closer", "more_light", "read_document_number"];
-const CHECKS = ["photo", "ovd", "mrz", "expiry", "number", "tan"];
+const CHECKS = ["photo", "ovd", "mrz", "expiry", "number", "data", "tan"];
 
 I18N.add("de", {
   "brand.sub": "Agentenplatz",
@@ -40,7 +40,8 @@ I18N.add("de", {
   "check.title": "Prüfliste",
   "check.photo": "Lichtbild passt zur Person", "check.ovd": "Hologramm wechselt bei Licht und Kippen",
   "check.mrz": "MRZ und Prüfziffern stimmen", "check.expiry": "Dokument gültig",
-  "check.number": "Ausweisnummer vorgelesen", "check.tan": "Code im Gespräch bestätigt",
+  "check.number": "Ausweisnummer vorgelesen", "check.data": "Daten stimmen mit dem Fall überein",
+  "check.tan": "Code im Gespräch bestätigt",
   "gallery.title": "Aufnahmen", "gallery.none": "Noch keine Aufnahmen.",
   "decide.open": "Entscheiden", "hangup": "Auflegen",
   "hangup.confirm": "Anruf beenden? Der Fall geht zurück in die Warteschlange.",
@@ -135,7 +136,8 @@ I18N.add("en", {
   "check.title": "Checklist",
   "check.photo": "Photo matches the person", "check.ovd": "Hologram changes with light and tilt",
   "check.mrz": "MRZ and check digits correct", "check.expiry": "Document valid",
-  "check.number": "Document number read out", "check.tan": "Code confirmed in the call",
+  "check.number": "Document number read out", "check.data": "Data matches the case",
+  "check.tan": "Code confirmed in the call",
   "gallery.title": "Snapshots", "gallery.none": "No snapshots yet.",
   "decide.open": "Decide", "hangup": "Hang up",
   "hangup.confirm": "End the call? The case goes back to the queue.",
