@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from identdesk.clients import (
     client_ssl,
     create_case,
     file_tracks,
+    mail_code_source,
+    outbox_mails,
 )
 from identdesk.qa import QaError, load_script, probe_video, run_local, run_session
 from signaling.config import MEDIA_WORKERS_ENV, parse_media_workers
@@ -65,6 +68,13 @@ def register(commands: Any) -> None:
         help="URL of the running server (default https://127.0.0.1:$IDENTDESK_PORT)",
     )
     phone.add_argument("--loop", action="store_true", help="repeat the video")
+    phone.add_argument(
+        "--outbox",
+        type=Path,
+        default=Path(os.environ.get("IDENTDESK_DATA_DIR", "data")) / "outbox",
+        help="the server's mail outbox, where the phone reads the in-call code the "
+        "agent sends (default: $IDENTDESK_DATA_DIR/outbox, else data/outbox)",
+    )
     _remote_options(phone)
     phone.set_defaults(func=cmd_phone)
 
@@ -145,11 +155,23 @@ async def _phone(args: argparse.Namespace) -> int:
     ssl_ctx = _ssl(args)
     base = args.server.rstrip("/")
     async with aiohttp.ClientSession() as http:
-        case = await create_case(http, base, args.api_key, ssl_ctx)
+        # an address of this phone's own, so its code is told from other cases'
+        address = f"qa-{secrets.token_hex(6)}@example.org"
+        case = await create_case(http, base, args.api_key, ssl_ctx, email=address)
         consent = await activate_and_consent(http, case["activation_url"], ssl_ctx)
         print(f"case {case['id']} created, transaction number {consent['tan']}")
+        if not args.outbox.is_dir():
+            print(
+                f"note: no mail outbox at {args.outbox}; this phone cannot answer "
+                "the in-call code (give --outbox)",
+                file=sys.stderr,
+            )
         phone = PhoneClient(
-            http, base, ssl_ctx, tracks=file_tracks(args.video, args.loop)
+            http,
+            base,
+            ssl_ctx,
+            tracks=file_tracks(args.video, args.loop),
+            code_source=mail_code_source(outbox_mails(args.outbox), address),
         )
         await phone.join(consent["tan"])
         print("waiting in the queue; take the case in the agent console", flush=True)
