@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "identdesk.cli_qa",
     "identdesk.cli_mrz",
     "identdesk.cli_doc",
+    "identdesk.cli_eval",
     "identdesk.cli_faces",
     "identdesk.cli_bench",
     "identdesk.cli_cycles",

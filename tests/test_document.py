@@ -88,6 +88,16 @@ def test_detect_document_cut_side_completed_from_proportions(kind, seed, t):
     assert corner_error(det.corners, truth) < 0.02
 
 
+@pytest.mark.parametrize("kind,seed,t", [("id1", 7, 3.25), ("td3", 7, 3.5)])
+def test_detect_document_cut_side_kind_unknown_told_by_mrz(kind, seed, t):
+    doc = render.draw_document(kind, seed=seed)
+    frame, truth = render.SceneRenderer(doc, seed=seed, partial=True).frame(t, False)
+    det = detect_document(frame)
+    assert det is not None and det.completed
+    assert det.kind == kind
+    assert corner_error(det.corners, truth) < 0.02
+
+
 def test_track_document_follows_moving_card():
     doc = render.draw_document("id1", seed=3)
     scene = render.SceneRenderer(doc, seed=3)
