@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_client_address(record: logging.LogRecord) -> bool:
+    if isinstance(record.msg, str) and record.msg.startswith("Error handling request"):
+        record.msg, record.args = "Error handling request", ()
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -81,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiohttp names the client's address when a request fails; logs carry
+    # pseudonyms only (signaling.services.client_tag)
+    logging.getLogger("aiohttp.server").addFilter(_without_client_address)
     if not args.verbose:
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)

@@ -230,6 +230,9 @@ def _print_analysis(out: dict[str, Any]) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     width, height = (1280, 720) if args.resolution == "720p" else (1920, 1080)
+    out_dir = Path(args.out).resolve().parent
+    if not out_dir.is_dir():
+        raise InputError(f"no such folder {str(out_dir)!r} for {args.out!r}")
     if args.image:
         doc = render.document_from_image(read_image(args.image), args.document)
     else:
@@ -240,7 +243,10 @@ def cmd_render(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(str(exc)) from None
     else:
-        torch_on = random_torch_pattern(args.seconds)
+        try:
+            torch_on = random_torch_pattern(args.seconds)
+        except ValueError as exc:
+            raise InputError(f"--seconds: {exc}") from None
     video = render.render_video(
         doc,
         seconds=args.seconds,

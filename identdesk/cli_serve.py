@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import fcntl
 import logging
 import signal
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +144,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             else:
                 ca, cert, key = ensure_certificates(settings.certs_dir)
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ssl_context.load_cert_chain(cert, key)
-        svc = await build_services(settings)
+            try:
+                ssl_context.load_cert_chain(cert, key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ServeError(
+                    f"cannot load the certificate {cert} / key {key}: {exc}"
+                ) from None
+        try:
+            svc = await build_services(settings)
+        except ImportError as exc:
+            raise ServeError(
+                f"IDENTDESK_DATABASE_URL needs a driver that is not installed: {exc}"
+            ) from None
+        except ValueError as exc:  # e.g. a master key that is not 32 bytes
+            raise ServeError(f"invalid setting: {exc}") from None
         notes = await first_start(svc)
         app = await create_app(settings, svc)
         runner = web.AppRunner(app, access_log=None)
@@ -151,7 +165,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         site = web.TCPSite(
             runner, settings.host, settings.port, ssl_context=ssl_context
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()  # media workers stop, nothing half-started stays
+            raise ServeError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc}"
+            ) from None
         for line in notes + banner(settings, ca):
             print(line, flush=True)
 
@@ -169,11 +189,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logger.info("- stopped")
 
     try:
-        asyncio.run(run())
-    except OSError as exc:
-        print(
-            f"error: cannot listen on {settings.host}:{settings.port}: {exc}",
-            file=sys.stderr,
-        )
+        with data_folder_lock(settings.data_dir):
+            asyncio.run(run())
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+class ServeError(Exception):
+    """Serving cannot start; the message says why."""
+
+
+@contextlib.contextmanager
+def data_folder_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data folder for this server alone.
+
+    A second server on the same folder would put the first one's waiting and live
+    cases back as interrupted while they are being served."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(data_dir / "identdesk.lock", "a")  # noqa: SIM115
+    except OSError as exc:
+        raise ServeError(f"cannot use the data folder {data_dir}: {exc}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ServeError(
+                f"another identdesk server is using the data folder {data_dir}"
+            ) from None
+        yield

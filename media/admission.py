@@ -39,9 +39,10 @@ class GatewayFullError(RuntimeError):
 def default_max_calls(cpu_count: int | None = None, processes: int = 1) -> int:
     """Calls the machine can carry in `processes` media processes: the env
     override, else from the CPUs."""
-    override = os.environ.get(ENV_MAX_CALLS)
-    if override:
+    override = os.environ.get(ENV_MAX_CALLS, "").strip()
+    if override.isdigit() and int(override) >= 1:
         return int(override)
+    # anything else is refused with a clear message by the settings
     cores = min(
         (cpu_count or os.cpu_count() or 1) * CPU_BUDGET,
         max(processes, 1) * PROCESS_CORES,

@@ -19,6 +19,12 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.exceptions import (
+    InternalError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
 
 from media.admission import Admission, admission
 from media.gateway import MediaGateway
@@ -94,6 +100,12 @@ class LocalCallMedia:
         """Apply `leg`'s offer on a new connection (replacing its old one)."""
         if leg not in LEGS:
             raise OfferError(f"unknown side {leg!r}")
+        if "a=fingerprint:" not in sdp:
+            # aiortc would answer and then fail the handshake out of sight
+            raise OfferError(
+                "the offer could not be applied: it has no DTLS fingerprint "
+                "(a=fingerprint), so the media cannot be encrypted"
+            )
         await self.close_leg(leg)
         pc = RTCPeerConnection(rtc_configuration(self._stun_urls))
         if leg == "phone":
@@ -105,7 +117,17 @@ class LocalCallMedia:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
+        except (
+            ValueError,
+            AttributeError,
+            IndexError,
+            KeyError,
+            TypeError,
+            InternalError,
+            InvalidAccessError,
+            InvalidStateError,
+            OperationError,
+        ) as exc:
             logger.warning(
                 "%s x %s offer refused: %s",
                 self.label,

@@ -47,6 +47,12 @@ def random_torch_pattern(
 
     At least two on and two off intervals; the first `lead` seconds are off.
     """
+    shortest = lead + 2 * (min_step + max_step)
+    if seconds < shortest:
+        raise ValueError(
+            f"a torch pattern needs at least {shortest:g} s "
+            f"(two on and two off steps), got {seconds:g} s"
+        )
     span_ms = int((max_step - min_step) * 1000)
     while True:
         t, on, out = lead, bool(secrets.randbelow(2)), []

@@ -268,7 +268,9 @@ class WorkerProcess:
                     media = self.calls.get(int(header.get("call", -1)))
                     if media is not None:
                         media.event(header, body)
-        except (ProtocolError, ConnectionError, ValueError) as exc:
+        except ConnectionError:
+            pass  # the worker went away; `_ended` says so unless we stopped it
+        except (ProtocolError, ValueError) as exc:
             logger.error("x media worker %d sent garbage: %s", self.index, exc)
         finally:
             self._ended()

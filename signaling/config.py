@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], datetime]
 
@@ -87,6 +87,12 @@ def parse_media_workers(text: str) -> int:
         count = int(text)
     except ValueError:
         count = -1
+    most = 4 * default_media_workers()
+    if count > most:
+        raise InvalidSettingError(
+            f"media workers {text!r}: at most {most} on this machine (four per "
+            "core); one per core is the default"
+        )
     if count < 0:
         raise InvalidSettingError(
             f"media workers {text!r}: give a number of processes "
@@ -143,13 +149,45 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The settings from IDENTDESK_* variables; `InvalidSettingError` names the
+        first variable that cannot work."""
         tz = _env("TIMEZONE", "Europe/Berlin")
+        try:
+            ZoneInfo(tz)
+        except (ValueError, KeyError, ZoneInfoNotFoundError):
+            raise InvalidSettingError(
+                f"IDENTDESK_TIMEZONE={tz!r} is not a known time zone"
+            ) from None
         cert = _env("TLS_CERT", "")
         key = _env("TLS_KEY", "")
+        if bool(cert) != bool(key):
+            raise InvalidSettingError(
+                "IDENTDESK_TLS_CERT and IDENTDESK_TLS_KEY go together: give both"
+            )
         stun = _env("STUN_URLS", "")
+        port = int(_number("PORT", "8443", int))
+        if not 1 <= port <= 65535:
+            raise InvalidSettingError(f"IDENTDESK_PORT={port} is not a port (1-65535)")
+        tan_hours = _number("TAN_TTL_HOURS", "24", float)
+        if tan_hours <= 0:
+            raise InvalidSettingError(
+                f"IDENTDESK_TAN_TTL_HOURS={tan_hours:g}: a number must stay valid "
+                "for some time"
+            )
+        smtp = _env("SMTP_URL", "")
+        if smtp and not smtp.startswith(("smtp://", "smtps://")):
+            raise InvalidSettingError(
+                f"IDENTDESK_SMTP_URL must start with smtp:// or smtps://, got "
+                f"{smtp.split(':', 1)[0]!r}"
+            )
+        calls = _env("MAX_CALLS", "")
+        if calls and (not calls.strip().isdigit() or int(calls) < 1):
+            raise InvalidSettingError(
+                f"IDENTDESK_MAX_CALLS={calls!r}: give a whole number of at least 1"
+            )
         return cls(
             host=_env("HOST", "0.0.0.0"),
-            port=int(_number("PORT", "8443", int)),
+            port=port,
             public_url=_env("PUBLIC_URL", ""),
             data_dir=Path(_env("DATA_DIR", "data")),
             certs_dir=Path(_env("CERTS_DIR", "certs")),
@@ -157,11 +195,11 @@ class Settings:
             tls_cert=Path(cert) if cert else None,
             tls_key=Path(key) if key else None,
             database_url=_env("DATABASE_URL", ""),
-            smtp_url=_env("SMTP_URL", ""),
+            smtp_url=smtp,
             mail_from=_env("MAIL_FROM", cls.mail_from),
             master_key=_env("MASTER_KEY", ""),
             service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
-            tan_ttl=timedelta(hours=_number("TAN_TTL_HOURS", "24", float)),
+            tan_ttl=timedelta(hours=tan_hours),
             stun_urls=tuple(u for u in stun.split(",") if u),
             media_workers=parse_media_workers(_env("MEDIA_WORKERS", "auto")),
             allow_insecure_callbacks=_env("ALLOW_INSECURE_CALLBACKS", "0") == "1",

@@ -72,6 +72,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         data = json.loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise bad_request(f"body is not valid JSON: {exc}", "malformed_json") from exc
+    except RecursionError:
+        raise bad_request("body is nested too deeply", "malformed_json") from None
     if not isinstance(data, dict):
         raise bad_request(
             f"body must be a JSON object, got {type(data).__name__}", "malformed_json"

@@ -113,6 +113,8 @@ def _load(raw: str | bytes) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _bad(f"message is not valid JSON: {exc}", "malformed_json") from exc
+    except RecursionError:
+        raise _bad("message is nested too deeply", "malformed_json") from None
     if not isinstance(data, dict):
         raise _bad(f"message must be a JSON object, got {type(data).__name__}")
     if not isinstance(data.get("type"), str):

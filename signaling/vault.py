@@ -35,7 +35,10 @@ class VaultError(Exception):
 def load_master_key(data_dir: Path, configured: str = "") -> bytes:
     """The master key from configuration, else from data_dir/keys, created once."""
     if configured:
-        key = base64.urlsafe_b64decode(configured + "=" * (-len(configured) % 4))
+        try:
+            key = base64.urlsafe_b64decode(configured + "=" * (-len(configured) % 4))
+        except ValueError:
+            key = b""
         if len(key) != 32:
             raise ValueError("IDENTDESK_MASTER_KEY must be 32 bytes, base64url encoded")
         return key

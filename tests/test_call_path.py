@@ -343,3 +343,31 @@ async def test_snapshot_of_another_agents_case_is_not_found(server: Server) -> N
             await phone.close()
             await agent.close()
             await other.close()
+
+
+async def test_deeply_nested_json_gets_an_error_not_a_crash(server: Server) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    async with server.http.post(
+        f"{server.base}/api/v1/cases",
+        data=deep,
+        headers={
+            "Authorization": f"Bearer {server.api_key}",
+            "Content-Type": "application/json",
+        },
+    ) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"] == {
+        "code": "malformed_json",
+        "message": "body is nested too deeply",
+    }
+    phone = PhoneClient(server.http, server.base)
+    try:
+        await phone.open("/ws/phone")
+        await phone.send_raw(deep)
+        msg = await phone.log.expect("error")
+        assert msg["error"]["message"] == "message is nested too deeply"
+        await phone.send({"type": "ping"})  # the connection goes on
+        assert (await phone.log.expect("pong"))["type"] == "pong"
+    finally:
+        await phone.close()

@@ -42,6 +42,17 @@ def test_service_hours_parse_rejects_nonsense() -> None:
         ("IDENTDESK_PORT", "abc", "IDENTDESK_PORT='abc' is not a number"),
         ("IDENTDESK_MEDIA_WORKERS", "-2", "media workers '-2': give a number"),
         ("IDENTDESK_SERVICE_HOURS", "late", "service hours 'late' are not of"),
+        ("IDENTDESK_PORT", "99999", "IDENTDESK_PORT=99999 is not a port"),
+        ("IDENTDESK_TIMEZONE", "Mars/Base", "IDENTDESK_TIMEZONE='Mars/Base' is not"),
+        ("IDENTDESK_MEDIA_WORKERS", "1000", "media workers '1000': at most"),
+        ("IDENTDESK_MAX_CALLS", "0", "IDENTDESK_MAX_CALLS='0': give a whole"),
+        ("IDENTDESK_TAN_TTL_HOURS", "0", "IDENTDESK_TAN_TTL_HOURS=0: a number must"),
+        ("IDENTDESK_SMTP_URL", "ftp://x", "IDENTDESK_SMTP_URL must start with"),
+        (
+            "IDENTDESK_TLS_CERT",
+            "/nonexistent",
+            "IDENTDESK_TLS_CERT and IDENTDESK_TLS_KEY",
+        ),
     ],
 )
 def test_serve_refuses_an_invalid_setting_in_one_line(

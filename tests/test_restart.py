@@ -136,3 +136,25 @@ def test_export_of_unknown_case_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"error: no case no-such-case in {data}")
+
+
+def test_second_server_on_the_same_data_folder_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ServeProcess(data)
+    first.start()
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "identdesk.cli", "serve", "--no-tls"]
+            + ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.stop(signal.SIGTERM)
+    # refused before it could reset the first server's live cases as interrupted
+    assert second.returncode == 1
+    assert second.stderr.strip().endswith(
+        f"error: another identdesk server is using the data folder {data}"
+    )
+    assert "interrupted" not in second.stderr + second.stdout
