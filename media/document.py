@@ -22,6 +22,7 @@ from media.document_geometry import (
     kind_of,
     metric_ratio,
     order_corners,
+    outside,
     visible_share,
 )
 from media.document_refine import corners_from_lines, refine, refine_lines
@@ -150,6 +151,11 @@ def track_document(
     )
     seen = np.array([ln is not None for ln in lines])
     if sum(seen) < 3 or support[seen].min() < 0.6:
+        return detect_document(frame, kind)
+    # a side not seen must be out of view: one in view without an edge is not
+    # the document's (a completion that guessed the kind wrong)
+    mids = (quad + np.roll(quad, -1, axis=0)) / 2
+    if (~seen & ~outside(mids, w, h, 0.0)).any():
         return detect_document(frame, kind)
     # a kind guessed for a cut-off document is guessed afresh in every frame
     guess = kind or (None if previous.completed else previous.kind)

@@ -33,6 +33,9 @@ SAT_NOISE_GAIN = 5.0
 # degree off the accumulator's angle drifts off the pixels, and at 5 px a long,
 # slightly turned card side broke into pieces too short to keep
 MAX_GAP = 8
+# how far outside the frame the joining side's ends may lie for a completed
+# outline, share of the frame's short side (its other corner may be cut off too)
+NEAR_MARGIN = 0.15
 HOUGH_LIMIT = 64  # longest lines from the Hough transform
 LINE_LIMIT = 24  # of which the most coherent are kept
 MERGE_SIN = 0.035  # segments within 2 degrees and MERGE_DIST px form one line
@@ -286,7 +289,7 @@ def _line_quads(lines: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _cut_quads(
-    lines: np.ndarray, pairs: np.ndarray, w: int, h: int, aspect: float
+    lines: np.ndarray, pairs: np.ndarray, w: int, h: int, aspects: list[float]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Outlines A, B, B', A' from two parallel lines (through A-A' and B-B') and
     a third joining them (A-B), completed beyond the frame edge where the
@@ -308,9 +311,9 @@ def _cut_quads(
     # the document lies on the side of A-B where line i's edge was seen
     towards = lines[i, 4:6]
     quads, sides = [], []
-    for ratio in (aspect, 1 / aspect):
+    for ratio in [r for a in aspects for r in (a, 1 / a)]:
         q, valid = complete(hl[i], hl[j], hl[k], towards, np.full(len(i), ratio), w, h)
-        near = ~outside(q[:, :2], w, h, -2.0)  # A, B inside the frame
+        near = ~outside(q[:, :2], w, h, NEAR_MARGIN * min(w, h))
         far = outside(q[:, 2:], w, h, 2.0).any(1)  # A' or B' outside
         keep = valid & near.all(1) & far
         quads.append(q[keep])
@@ -538,7 +541,8 @@ def _candidates(
     wq, ws = _line_quads(lines, pairs)
     keep = _plausible(wq, w, h, cut=False)
     wq, ws = wq[keep], ws[keep]
-    cq, cs = _cut_quads(lines, pairs, w, h, ASPECT[kind or "id1"])
+    aspects = [ASPECT[k] for k in ([kind] if kind else ASPECT)]
+    cq, cs = _cut_quads(lines, pairs, w, h, aspects)
     keep = _plausible(cq, w, h, cut=True)
     cq, cs = cq[keep], cs[keep]
     cut = np.r_[np.zeros(len(wq), bool), np.ones(len(cq), bool)]
@@ -564,15 +568,34 @@ def search(small: np.ndarray, kind: str | None) -> Outline | None:
     keep = np.flatnonzero(sides.edge_score() >= PRUNE)
     if not len(keep):
         return None
-    quads, cut, sides = quads[keep], cut[keep], sides.subset(keep)
+    quads, on, cut, sides = quads[keep], on[keep], cut[keep], sides.subset(keep)
     scores, td3 = _score(sides, grad, kind, cut)
     top = float(scores.max())
     if top < 0.3:
         return None
 
-    # the outermost of the best outlines; a cut one counts its part in view
-    good = np.flatnonzero(scores >= GOOD * top)
-    shown = [visible_share(q, sw, sh) for q in quads[good]] * areas(quads[good])
+    k = _choose(quads, on, cut, scores, sw, sh)
+    kind_k = "td3" if td3[k] else "id1"
+    return Outline(quads[k], float(scores[k]), kind_k, bool(cut[k]))
+
+
+def _choose(
+    quads: np.ndarray,
+    on: np.ndarray,
+    cut: np.ndarray,
+    scores: np.ndarray,
+    w: int,
+    h: int,
+) -> int:
+    """The outermost of the best outlines (a completed one counts its part in
+    view); a completed outline gives way to one that sees its three sides and
+    a fourth in view, which explains more of the frame."""
+    good = np.flatnonzero(scores >= GOOD * float(scores.max()))
+    shown = [visible_share(q, w, h) for q in quads[good]] * areas(quads[good])
     k = int(good[np.argmax(shown)])
-    td3_k = bool(td3[k])
-    return Outline(quads[k], float(scores[k]), "td3" if td3_k else "id1", bool(cut[k]))
+    if cut[k]:
+        seen = set(on[k].tolist()) - {-1}
+        whole = [int(g) for g in good if not cut[g] and seen <= set(on[g].tolist())]
+        if whole:
+            k = max(whole, key=lambda g: float(scores[g]))
+    return k
