@@ -261,7 +261,7 @@ class Desk:
             minutes=str(int(call_tan.LIFETIME.total_seconds() // 60)),
         )
         try:
-            await self.svc.mailer.send(message, f"case {call.case_id}")
+            await self.svc.mailer.send(message, f"case {call.case_id}", call.case_id)
         except (aiosmtplib.SMTPException, OSError) as exc:
             logger.warning("case %s x call TAN mail failed: %s", call.case_id, exc)
             raise ApiError(

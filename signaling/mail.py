@@ -78,15 +78,27 @@ class Mailer:
         self.outbox = outbox
         self.smtp_url = smtp_url
 
-    async def send(self, msg: EmailMessage, label: str) -> None:
+    async def send(
+        self, msg: EmailMessage, label: str, case_id: str | None = None
+    ) -> None:
         if self.smtp_url:
             await self._send_smtp(msg)
             logger.info("%s - mail %r sent by SMTP", label, msg["Subject"])
             return
         self.outbox.mkdir(parents=True, exist_ok=True)
-        path = self.outbox / f"{uuid.uuid4().hex}.eml"
+        # named by case, so a withdrawal can delete what was written for the case
+        prefix = f"{case_id}-" if case_id else ""
+        path = self.outbox / f"{prefix}{uuid.uuid4().hex}.eml"
         path.write_bytes(bytes(msg))
         logger.info("%s - mail %r written to %s", label, msg["Subject"], path)
+
+    def forget(self, case_id: str) -> int:
+        """Delete the outbox mails of a case (they hold its address and numbers)."""
+        removed = 0
+        for path in self.outbox.glob(f"{case_id}-*.eml"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     async def _send_smtp(self, msg: EmailMessage) -> None:
         # smtp://user:password@host:port, smtps:// for implicit TLS

@@ -136,7 +136,7 @@ async def create_case(request: web.Request) -> web.Response:
         link=link,
         days=days,
     )
-    await svc.mailer.send(message, f"case {case.id}")
+    await svc.mailer.send(message, f"case {case.id}", case.id)
     body = case.public()
     body["activation_url"] = link
     return web.json_response(body, status=201)
@@ -188,6 +188,8 @@ async def withdraw(request: web.Request) -> web.Response:
         removed = await delete_evidence(svc.evidence, case.id, kinds)
         if "identity" in parts:
             await svc.store.erase_personal_data(case.id)
+            # the outbox's copies of the case's mails hold its address and numbers
+            removed += svc.mailer.forget(case.id)
     detail = f"parts={','.join(sorted(parts))} legal_hold={hold} removed={removed}"
     if whole and case.state != State.WITHDRAWN:
         await svc.store.transition(

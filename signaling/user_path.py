@@ -94,7 +94,7 @@ async def consent(request: web.Request) -> web.Response:
         link=phone_url,
         until=until_text,
     )
-    await svc.mailer.send(message, f"case {case.id}")
+    await svc.mailer.send(message, f"case {case.id}", case.id)
     return web.json_response(
         {
             "tan": tan,

@@ -138,3 +138,30 @@ async def test_withdrawal_during_the_call_tells_the_agent(server: Server) -> Non
     finally:
         await phone.close()
         await agent.close()
+
+
+async def test_withdrawal_deletes_the_case_mails_in_the_outbox(tmp_path) -> None:
+    import aiohttp
+
+    from identdesk.clients import activate_and_consent, create_case
+    from identdesk.qa import local_server
+
+    async with local_server(tmp_path / "data") as (base, svc):
+        _, key = await svc.accounts.add_partner("outbox-partner")
+        async with aiohttp.ClientSession() as http:
+            cases = []
+            for _ in range(2):
+                case = await create_case(http, base, key)
+                await activate_and_consent(http, case["activation_url"])
+                cases.append(case["id"])
+            outbox = svc.settings.data_dir / "outbox"
+            # the activation mail and the transaction number, per case
+            assert len(list(outbox.glob(f"{cases[0]}-*.eml"))) == 2
+            async with http.post(
+                f"{base}/api/v1/cases/{cases[0]}/withdrawal",
+                json={},
+                headers={"Authorization": f"Bearer {key}"},
+            ) as resp:
+                assert resp.status == 200
+    assert list(outbox.glob(f"{cases[0]}-*.eml")) == []
+    assert len(list(outbox.glob(f"{cases[1]}-*.eml"))) == 2  # others' stay
