@@ -42,7 +42,7 @@ MAX_UNSENT_BYTES = 16 << 20
 # recording bytes are sent in pieces of about this size, at every flush, and at
 # least this often, so a killed server loses no more than that of the recording
 RECORDING_PIECE = 64 << 10
-RECORDING_LATENCY = 0.5
+RECORDING_LATENCY = 0.25
 
 
 class _RecordingPipe:

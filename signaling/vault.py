@@ -25,7 +25,7 @@ RECORD_MAGIC = b"IDR1"
 STREAM_MAGIC = b"IDS1"
 CHUNK = 64 * 1024
 NONCE_PREFIX = 7  # bytes; + 4-byte counter + 1-byte last-chunk flag = 96-bit nonce
-FLUSH_SECONDS = 1.0
+FLUSH_SECONDS = 0.5
 
 
 class VaultError(Exception):
