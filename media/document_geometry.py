@@ -67,20 +67,26 @@ def complete(
     l2: np.ndarray,
     s: np.ndarray,
     towards: np.ndarray,
-    length: np.ndarray,
+    ratios: list[float],
     w: int,
     h: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quads A, B, B', A' from two parallel sides l1, l2 and the side s that joins
-    them (homogeneous pixel lines, (N, 3)): the fourth side lies `length` times
+    them (homogeneous pixel lines, (N, 3)): the fourth side lies a ratio times
     |AB| away on the document plane, on the side of `towards` (an image point
     on l1's document side). Assumes square pixels, the principal point at the
-    centre and FOCAL_FACTOR; returns (quads, valid)."""
+    centre and FOCAL_FACTOR; returns (quads (R, N, 4, 2), valid (R, N)) for
+    the R ratios."""
     f, cx, cy = FOCAL_FACTOR * w, w / 2, h / 2
 
     def norm_line(ln: np.ndarray) -> np.ndarray:
         return np.stack(
             [ln[:, 0] * f, ln[:, 1] * f, ln[:, 0] * cx + ln[:, 1] * cy + ln[:, 2]], 1
+        )
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return np.stack(
+            [x[..., 0] / x[..., 2] * f + cx, x[..., 1] / x[..., 2] * f + cy], -1
         )
 
     n1, n2, ns = norm_line(l1), norm_line(l2), norm_line(s)
@@ -96,23 +102,24 @@ def complete(
         xa = a / np.einsum("ij,ij->i", normal, a)[:, None]
         xb = b / np.einsum("ij,ij->i", normal, b)[:, None]
         side = np.linalg.norm(xa - xb, axis=1)
-
-        def project(x: np.ndarray) -> np.ndarray:
-            return np.stack([x[:, 0] / x[:, 2] * f + cx, x[:, 1] / x[:, 2] * f + cy], 1)
-
         pa, pb = project(xa), project(xb)
         # which way along the sides the document lies
         step = project(xa + 0.01 * side[:, None] * d1) - pa
         sign = np.sign(np.einsum("ij,ij->i", towards - pa, step))
-        far = (sign * length * side)[:, None] * d1
+        far = np.asarray(ratios)[:, None, None] * (sign * side)[None, :, None] * d1
         xa2, xb2 = xa + far, xb + far
-        quads = np.stack([pa, pb, project(xb2), project(xa2)], 1)
+        near = np.broadcast_to(
+            np.stack([pa, pb], 1), (len(ratios), *pa.shape[:1], 2, 2)
+        )
+        quads = np.concatenate(
+            [near, np.stack([project(xb2), project(xa2)], 2)], axis=2
+        )
         valid = (
-            np.isfinite(quads).all((1, 2))
+            np.isfinite(quads).all((2, 3))
             & (xa[:, 2] > 0)
             & (xb[:, 2] > 0)
-            & (xa2[:, 2] > 0)
-            & (xb2[:, 2] > 0)
+            & (xa2[..., 2] > 0)
+            & (xb2[..., 2] > 0)
             & (sign != 0)
         )
     return quads, valid

@@ -33,8 +33,9 @@ SAT_NOISE_GAIN = 5.0
 # degree off the accumulator's angle drifts off the pixels, and at 5 px a long,
 # slightly turned card side broke into pieces too short to keep
 MAX_GAP = 8
+
 # how far outside the frame the joining side's ends may lie for a completed
-# outline, share of the frame's short side (its other corner may be cut off too)
+# outline, share of the frame's short side
 NEAR_MARGIN = 0.15
 HOUGH_LIMIT = 64  # longest lines from the Hough transform
 LINE_LIMIT = 24  # of which the most coherent are kept
@@ -305,20 +306,22 @@ def _cut_quads(
     sel = np.abs(np.sin(ang[i] - ang[k])) > np.sin(np.radians(50))
     sel &= (k != i) & (k != j)
     i, j, k = i[sel], j[sel], k[sel]
+    hl = _homog(lines)
+    # the joining side's ends A and B about in view (its other corner may be
+    # cut off too)
+    margin = NEAR_MARGIN * min(w, h)
+    near = ~outside(meet(hl[i], hl[k]), w, h, margin)
+    near &= ~outside(meet(hl[j], hl[k]), w, h, margin)
+    i, j, k = i[near], j[near], k[near]
     if not len(i):
         return empty
-    hl = _homog(lines)
     # the document lies on the side of A-B where line i's edge was seen
     towards = lines[i, 4:6]
-    quads, sides = [], []
-    for ratio in [r for a in aspects for r in (a, 1 / a)]:
-        q, valid = complete(hl[i], hl[j], hl[k], towards, np.full(len(i), ratio), w, h)
-        near = ~outside(q[:, :2], w, h, NEAR_MARGIN * min(w, h))
-        far = outside(q[:, 2:], w, h, 2.0).any(1)  # A' or B' outside
-        keep = valid & near.all(1) & far
-        quads.append(q[keep])
-        sides.append(np.stack([k, j, np.full(len(k), -1), i], 1)[keep])
-    return np.concatenate(quads), np.concatenate(sides)
+    ratios = [r for a in aspects for r in (a, 1 / a)]
+    quads, valid = complete(hl[i], hl[j], hl[k], towards, ratios, w, h)
+    keep = valid & outside(quads[:, :, 2:], w, h, 2.0).any(2)  # A' or B' outside
+    sides = np.stack([k, j, np.full(len(k), -1), i], 1)
+    return quads[keep], np.broadcast_to(sides, (len(ratios), *sides.shape))[keep]
 
 
 def _plausible(quads: np.ndarray, w: int, h: int, cut: bool) -> np.ndarray:
