@@ -1,12 +1,10 @@
 """Search a scaled frame for a document's outline.
 
 Long straight edges are found with Canny and a probabilistic Hough transform and
-merged into lines; each line's edge support (a strong step across it, and its
-polarity) is sampled once along its whole length. Outlines are made of two
-pairs of roughly parallel lines, or of three lines and a fourth side completed
-beyond the frame edge from the ID-1 or TD3 proportions; each is scored from the
-lines' cumulative support between its corners, so that thousands of outlines
-cost little more than one.
+merged into lines. Outlines are made of two pairs of roughly parallel lines, or
+of three lines and a fourth side completed beyond the frame edge from the ID-1
+or TD3 proportions, and scored (media.document_score) from the edge support
+along their lines.
 """
 
 from __future__ import annotations
@@ -21,33 +19,25 @@ from media.document_geometry import (
     areas,
     complete,
     meet,
-    metric_ratios,
     outside,
     visible_share,
 )
+from media.document_score import Sides, Support, score_outlines
 
-# measured on rendered scenes: 5 keeps a grey desk's colour noise out of the
-# edges and costs no detection (6 lost 0.4 %)
-SAT_NOISE_GAIN = 5.0
+HOUGH_LIMIT = 64  # longest lines from the Hough transform
+LINE_LIMIT = 24  # of which the most coherent are kept
 # px of gap a Hough segment bridges: its walk along a line a fraction of a
 # degree off the accumulator's angle drifts off the pixels, and at 5 px a long,
 # slightly turned card side broke into pieces too short to keep
 MAX_GAP = 8
-
+MERGE_SIN = 0.035  # segments within 2 degrees and MERGE_DIST px form one line
+MERGE_DIST = 2.0  # px at 640 px width
+# measured on rendered scenes: 5 keeps a grey desk's colour noise out of the
+# edges and costs no detection (6 lost 0.4 %)
+SAT_NOISE_GAIN = 5.0
 # how far outside the frame the joining side's ends may lie for a completed
 # outline, share of the frame's short side
 NEAR_MARGIN = 0.15
-HOUGH_LIMIT = 64  # longest lines from the Hough transform
-LINE_LIMIT = 24  # of which the most coherent are kept
-MERGE_SIN = 0.035  # segments within 2 degrees and MERGE_DIST px form one line
-MERGE_DIST = 2.0  # px at 640 px width
-STRONG = 12.0  # grey levels per pixel across an edge (Sobel / 4 on a blurred frame)
-END_SHARE = 0.15  # share of a side at each end that must be supported
-TAIL = 10.0  # px before a side leaves the frame that must be supported
-MIN_SEEN = 8  # px of a side in view to count it
-# an end without support costs 70 %, not all: clutter of the document's own
-# brightness can hide a corner (measured: 0 lost 1 %, 0.5 no better than 0.3)
-END_FLOOR = 0.3
 PRUNE = 0.2  # edge score below which an outline cannot win
 # outlines within this share of the best score compete on the area in view:
 # inner frames (portrait, hologram patch, header band) also look like documents
@@ -172,89 +162,6 @@ def hough_lines(thin: np.ndarray) -> np.ndarray:
     return lines[np.argsort(-lines[:, 3])[:HOUGH_LIMIT]]
 
 
-# --- edge support along the lines ----------------------------------------------
-
-
-def frame_span(
-    origin: np.ndarray, along: np.ndarray, w: int, h: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Parameters where lines origin + t * along enter and leave the frame
-    [0, w - 1] x [0, h - 1]; equal where a line misses it."""
-    lo, hi = np.full(len(origin), -np.inf), np.full(len(origin), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for axis, limit in ((0, w - 1.0), (1, h - 1.0)):
-            dv, pv = along[:, axis], origin[:, axis]
-            ta, tb = (0.0 - pv) / dv, (limit - pv) / dv
-            flat = np.abs(dv) < 1e-12
-            inside = (pv >= 0) & (pv <= limit)
-            ta = np.where(flat, np.where(inside, -np.inf, np.inf), ta)
-            tb = np.where(flat, np.where(inside, np.inf, -np.inf), tb)
-            lo = np.maximum(lo, np.minimum(ta, tb))
-            hi = np.minimum(hi, np.maximum(ta, tb))
-    lo = np.where(np.isfinite(lo), lo, 0.0)
-    return lo, np.maximum(np.where(np.isfinite(hi), hi, 0.0), lo)
-
-
-class _Support:
-    """Per line, cumulative counts of strong edge samples at 1 px steps over the
-    line's part in the frame: `pos` where the grey level rises along the
-    line's normal (a, b), `neg` where it falls, `seen` all samples."""
-
-    def __init__(
-        self, lines: np.ndarray, grad: tuple[np.ndarray, np.ndarray], step: int = 1
-    ):
-        gx, gy = grad
-        h, w = gx.shape
-        a, b, c = lines[:, 0], lines[:, 1], lines[:, 2]
-        self.normal = lines[:, :2]
-        self.origin = np.stack([a * c, b * c], 1)
-        self.along = np.stack([b, -a], 1)
-        self.t0, self.t1 = frame_span(self.origin, self.along, w, h)
-        span = int(np.ceil((self.t1 - self.t0).max(initial=0.0))) // step + 1
-        ts = self.t0[:, None] + step * np.arange(span)[None, :]
-        valid = ts <= self.t1[:, None]
-        best = np.zeros(ts.shape, np.float32)
-        # the strongest step within a pixel of the line
-        for off in (-1.0, 0.0, 1.0):
-            x = self.origin[:, 0:1] + ts * self.along[:, 0:1] + off * a[:, None]
-            y = self.origin[:, 1:2] + ts * self.along[:, 1:2] + off * b[:, None]
-            xi = np.clip(np.rint(x), 0, w - 1).astype(np.int32)
-            yi = np.clip(np.rint(y), 0, h - 1).astype(np.int32)
-            gn = gx[yi, xi] * a[:, None] + gy[yi, xi] * b[:, None]
-            best = np.where(np.abs(gn) > np.abs(best), gn, best)
-        self.pos = self._cum((best > STRONG) & valid)
-        self.neg = self._cum((best < -STRONG) & valid)
-        self.seen = self._cum(valid)
-
-    def subset(self, keep: np.ndarray) -> _Support:
-        out = _Support.__new__(_Support)
-        for name in ("normal", "origin", "along", "t0", "t1", "pos", "neg", "seen"):
-            setattr(out, name, getattr(self, name)[keep])
-        return out
-
-    @staticmethod
-    def _cum(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(mask), mask.shape[1] + 1), np.int32)
-        np.cumsum(mask, axis=1, out=out[:, 1:])
-        return out
-
-    def param(self, line: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """Parameter along `line` of the points' projections."""
-        return np.einsum("...i,...i->...", pts - self.origin[line], self.along[line])
-
-    def counts(
-        self, line: np.ndarray, lo: np.ndarray, hi: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Samples (pos, neg, seen) between parameters lo and hi of each line."""
-        last = self.pos.shape[1] - 1
-        i0 = np.clip(np.ceil(lo - self.t0[line]), 0, last).astype(np.int64)
-        i1 = np.clip(np.floor(hi - self.t0[line]) + 1, 0, last).astype(np.int64)
-        i1 = np.maximum(i0, i1)
-        pos = self.pos[line, i1] - self.pos[line, i0]
-        neg = self.neg[line, i1] - self.neg[line, i0]
-        return pos, neg, self.seen[line, i1] - self.seen[line, i0]
-
-
 # --- outlines ----------------------------------------------------------------------
 
 
@@ -337,180 +244,6 @@ def _plausible(quads: np.ndarray, w: int, h: int, cut: bool) -> np.ndarray:
     return keep
 
 
-# --- scoring -----------------------------------------------------------------------
-
-
-class _Sides:
-    """The sides of outlines (Q, 4, 2) on their lines (Q, 4; -1 for a side
-    completed beyond the frame): parameter range, polarity and edge support.
-
-    A side is supported where a strong step runs across it with the polarity
-    the outline has on most of its length (inside brighter, or darker, than
-    outside; print and patterns flip it).
-    """
-
-    def __init__(self, corners: np.ndarray, side: np.ndarray, sup: _Support):
-        self.corners, self.sup = corners, sup
-        self.has = side >= 0
-        self.line = np.where(self.has, side, 0)
-        nxt = np.roll(corners, -1, axis=1)
-        self.length = np.linalg.norm(nxt - corners, axis=2)
-        tp, tq = sup.param(self.line, corners), sup.param(self.line, nxt)
-        self.lo, self.hi = np.minimum(tp, tq), np.maximum(tp, tq)
-        # the line's normal points out of the outline: falling grey there
-        # means the inside is brighter
-        centre = corners.mean(1, keepdims=True)
-        mid = (corners + nxt) / 2 - centre
-        self.flip = np.einsum("qki,qki->qk", sup.normal[self.line], mid) > 0
-        pos, neg, seen = sup.counts(self.line, self.lo, self.hi)
-        self.seen = seen * self.has
-        bright, dark = self._polar(pos, neg)
-        self.major = np.sign((bright - dark).sum(1, keepdims=True) + 0.5)
-        maj, opp = self._major(bright, dark), self._major(dark, bright)
-        self.support = np.clip((maj - opp) / np.maximum(self.seen, 1), 0, 1)
-        self.in_view = self.seen >= MIN_SEEN
-
-    def _polar(self, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Counts (inside brighter, inside darker)."""
-        return (
-            np.where(self.flip, neg, pos) * self.has,
-            np.where(self.flip, pos, neg) * self.has,
-        )
-
-    def _major(self, bright: np.ndarray, dark: np.ndarray) -> np.ndarray:
-        return np.where(self.major > 0, bright, dark)
-
-    def edge_score(self) -> np.ndarray:
-        """Mean support of the sides in view, cut by the weakest one."""
-        side_ok = np.where(self.in_view, self.support, 1.0).min(1)
-        n = np.maximum(self.in_view.sum(1), 1)
-        mean = (self.support * self.in_view).sum(1) / n
-        return mean * np.clip(side_ok / 0.5, 0, 1)
-
-    def subset(self, keep: np.ndarray) -> _Sides:
-        out = _Sides.__new__(_Sides)
-        out.__dict__ = {
-            k: v if k == "sup" else v[keep] for k, v in self.__dict__.items()
-        }
-        return out
-
-    def ends(self) -> np.ndarray:
-        """0..1: every side in view is supported at both ends: over a share of
-        its length next to a corner in view (an outline that takes a
-        background line for a side overshoots the document's corner), or over
-        the last pixels before it leaves the frame."""
-        sup, lo, hi = self.sup, self.lo, self.hi
-        t0, t1 = sup.t0[self.line], sup.t1[self.line]
-        reach = END_SHARE * (hi - lo)
-        out = np.ones(len(lo))
-        # (the frame's outermost pixels have no reliable gradient)
-        for corner_in, a, b in (
-            (lo >= t0 - 0.5, (lo, t0 + 2), (lo + reach, np.minimum(t0 + 2 + TAIL, hi))),
-            (hi <= t1 + 0.5, (hi - reach, np.maximum(t1 - 2 - TAIL, lo)), (hi, t1 - 2)),
-        ):
-            start = np.where(corner_in, *a)
-            stop = np.where(corner_in, *b)
-            pos, neg, seen = sup.counts(self.line, start, stop)
-            frac = self._major(*self._polar(pos, neg)) / np.maximum(seen, 1)
-            fac = np.where(
-                corner_in, np.clip(frac / 0.5, 0, 1), np.clip((frac - 0.2) / 0.4, 0, 1)
-            )
-            fac = np.where(self.in_view & (seen >= 3), fac, 1.0)
-            out = np.minimum(out, fac.min(1))
-        return END_FLOOR + (1 - END_FLOOR) * out
-
-
-def _shape(
-    corners: np.ndarray,
-    length: np.ndarray,
-    kind: str | None,
-    cut: np.ndarray,
-    w: int,
-    h: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """0..1 for proportions on the document plane near ID-1 or TD3 and
-    opposite sides of similar length; and whether TD3 fits better."""
-    ratio = metric_ratios(corners, w, h)
-    a, b = length[:, 0] + length[:, 2], length[:, 1] + length[:, 3]
-    ratio = np.where(
-        np.isfinite(ratio), ratio, np.maximum(a, b) / (np.minimum(a, b) + 1e-9)
-    )
-    fit = {
-        k: np.exp(-np.abs(np.log(ratio / ASPECT[k])) / 0.12)
-        if kind in (None, k)
-        else np.zeros(len(corners))
-        for k in ASPECT
-    }
-    shape = 0.4 + 0.6 * np.maximum(fit["id1"], fit["td3"])
-    para = (
-        np.minimum(length[:, 0], length[:, 2])
-        / (np.maximum(length[:, 0], length[:, 2]) + 1e-9)
-        * np.minimum(length[:, 1], length[:, 3])
-        / (np.maximum(length[:, 1], length[:, 3]) + 1e-9)
-    )
-    return np.where(cut, 1.0, shape * para), fit["td3"] > fit["id1"]
-
-
-def _score(
-    sides: _Sides,
-    grad: tuple[np.ndarray, np.ndarray],
-    kind: str | None,
-    cut: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Edge support, shape and size of each outline: (scores, is_td3)."""
-    h, w = grad[0].shape
-    corners = sides.corners
-    shape, td3 = _shape(corners, sides.length, kind, cut, w, h)
-    frac_area = areas(corners) / (w * h)
-    view = sides.seen.sum(1) / np.maximum(sides.length.sum(1), 1)
-    nxt = np.roll(corners, -1, axis=1)
-    e1, e2 = nxt - corners, np.roll(corners, -2, axis=1) - nxt
-    turn = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
-    convex = np.all(turn > 0, axis=1) | np.all(turn < 0, axis=1)
-    score = (
-        sides.edge_score()
-        * sides.ends()
-        * shape
-        * np.clip(frac_area / 0.08, 0, 1) ** 0.3
-        * np.clip(view / 0.6, 0, 1)
-    )
-    if cut.any():
-        score[cut] *= _open_side(corners[cut], grad, sides.major[cut, 0])
-    score[~convex | (sides.in_view.sum(1) < 3)] = 0
-    return score, td3
-
-
-def _open_side(
-    quads: np.ndarray, grad: tuple[np.ndarray, np.ndarray], major: np.ndarray
-) -> np.ndarray:
-    """For outlines A, B, B', A' completed beyond the frame: a factor 0..1 that
-    is low where the completed side B'-A' lies in view without an edge there
-    (the document ends elsewhere in view)."""
-    gx, gy = grad
-    h, w = gx.shape
-    p, q = quads[:, 2], quads[:, 3]
-    t = np.linspace(0.03, 0.97, 24)
-    pts = p[:, None, :] + t[None, :, None] * (q - p)[:, None, :]
-    d = (q - p) / (np.linalg.norm(q - p, axis=1, keepdims=True) + 1e-9)
-    normal = np.stack([-d[:, 1], d[:, 0]], 1)
-    centre = quads.mean(1)
-    normal *= np.sign(np.einsum("qi,qi->q", normal, (p + q) / 2 - centre))[:, None]
-    inside = (pts[..., 0] >= 2) & (pts[..., 0] < w - 2)
-    inside &= (pts[..., 1] >= 2) & (pts[..., 1] < h - 2)
-    best = np.zeros(pts.shape[:2], np.float32)
-    for off in (-1.0, 0.0, 1.0):
-        pp = pts + off * normal[:, None, :]
-        xi = np.clip(np.rint(pp[..., 0]), 0, w - 1).astype(np.int32)
-        yi = np.clip(np.rint(pp[..., 1]), 0, h - 1).astype(np.int32)
-        gn = gx[yi, xi] * normal[:, None, 0] + gy[yi, xi] * normal[:, None, 1]
-        best = np.where(np.abs(gn) > np.abs(best), gn, best)
-    # inside brighter (major > 0): the grey level falls outward
-    good = (best * -major[:, None] > STRONG) & inside
-    share = inside.mean(1)
-    frac = good.sum(1) / np.maximum(inside.sum(1), 1)
-    return np.where(share >= 0.15, np.clip(frac / 0.5, 0, 1), 1.0)
-
-
 # --- search ------------------------------------------------------------------------
 
 
@@ -519,7 +252,7 @@ def _coherent(lines: np.ndarray, grad: tuple[np.ndarray, np.ndarray]) -> np.ndar
     favouring lines that are edge over most of their length: a row of print
     also makes long lines, but its glyphs' edges flip polarity or leave gaps,
     and a long line across clutter outweighs a small card's short side."""
-    rough = _Support(lines, grad, step=4)
+    rough = Support(lines, grad, step=4)
     coherent = np.abs(rough.pos[:, -1] - rough.neg[:, -1])
     share = coherent / np.maximum(rough.seen[:, -1], 1)
     rank = coherent * np.sqrt(share)
@@ -567,12 +300,12 @@ def search(small: np.ndarray, kind: str | None) -> Outline | None:
     quads, on, cut = _candidates(lines, sw, sh, kind)
 
     # the full scoring only for the outlines whose sides are supported at all
-    sides = _Sides(quads, on, _Support(lines, grad))
+    sides = Sides(quads, on, Support(lines, grad))
     keep = np.flatnonzero(sides.edge_score() >= PRUNE)
     if not len(keep):
         return None
     quads, on, cut, sides = quads[keep], on[keep], cut[keep], sides.subset(keep)
-    scores, td3 = _score(sides, grad, kind, cut)
+    scores, td3 = score_outlines(sides, grad, kind, cut)
     top = float(scores.max())
     if top < 0.3:
         return None

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 
 from media.document import corner_error, order_corners
+from media.document_score import Support
 from media.document_search import edge_maps, hough_lines, search
 
 
@@ -54,3 +55,23 @@ def test_search_card_over_frame_edge_is_completed():
 
 def test_search_blank_frame_finds_nothing():
     assert search(np.full((360, 640, 3), 128, np.uint8), None) is None
+
+
+def test_support_counts_step_edge_along_its_line_only():
+    gray = np.full((120, 200), 60, np.float32)
+    gray[:, 100:] = 200  # a step at x = 100, rising to the right
+    grad = (
+        cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3, scale=0.25),
+        cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3, scale=0.25),
+    )
+    # x = 99.5 (on the edge) and x = 50 (flat), normals pointing to +x
+    lines = np.array([[1.0, 0.0, 99.5], [1.0, 0.0, 50.0]])
+    sup = Support(lines, grad)
+    on = np.array([0, 1])
+    ends = sup.param(on, np.array([[99.5, 10.0], [50.0, 10.0]]))
+    other = sup.param(on, np.array([[99.5, 90.0], [50.0, 90.0]]))
+    lo, hi = np.minimum(ends, other), np.maximum(ends, other)
+    pos, neg, seen = sup.counts(on, lo, hi)
+    assert pos.tolist() == [81, 0]
+    assert neg.tolist() == [0, 0]
+    assert seen.tolist() == [81, 81]
