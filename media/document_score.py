@@ -19,6 +19,9 @@ MIN_SEEN = 8  # px of a side in view to count it
 # an end without support costs 70 %, not all: clutter of the document's own
 # brightness can hide a corner (measured: 0 lost 1 %, 0.5 no better than 0.3)
 END_FLOOR = 0.3
+# a side whose whole length shows the other polarity counts half: the desk
+# beside it can be brighter than the document where it is darker elsewhere
+OWN_POLARITY = 0.5
 
 
 def frame_span(
@@ -60,23 +63,24 @@ class Support:
         span = int(np.ceil((self.t1 - self.t0).max(initial=0.0))) // step + 1
         ts = self.t0[:, None] + step * np.arange(span)[None, :]
         valid = ts <= self.t1[:, None]
-        best = np.zeros(ts.shape, np.float32)
-        # the strongest step within a pixel of the line
+        # the line and a pixel to either side, apart: a document's outline
+        # often runs beside a printed border of the other polarity
+        steps = []
         for off in (-1.0, 0.0, 1.0):
             x = self.origin[:, 0:1] + ts * self.along[:, 0:1] + off * a[:, None]
             y = self.origin[:, 1:2] + ts * self.along[:, 1:2] + off * b[:, None]
             xi = np.clip(np.rint(x), 0, w - 1).astype(np.int32)
             yi = np.clip(np.rint(y), 0, h - 1).astype(np.int32)
-            gn = gx[yi, xi] * a[:, None] + gy[yi, xi] * b[:, None]
-            best = np.where(np.abs(gn) > np.abs(best), gn, best)
-        self.pos = self._cum((best > STRONG) & valid)
-        self.neg = self._cum((best < -STRONG) & valid)
+            steps.append(gx[yi, xi] * a[:, None] + gy[yi, xi] * b[:, None])
+        gn = np.stack(steps)
+        self.pos = self._cum((gn > STRONG) & valid)
+        self.neg = self._cum((gn < -STRONG) & valid)
         self.seen = self._cum(valid)
 
     @staticmethod
     def _cum(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(mask), mask.shape[1] + 1), np.int32)
-        np.cumsum(mask, axis=1, out=out[:, 1:])
+        out = np.zeros((*mask.shape[:-1], mask.shape[-1] + 1), np.int32)
+        np.cumsum(mask, axis=-1, out=out[..., 1:])
         return out
 
     def param(self, line: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -86,14 +90,19 @@ class Support:
     def counts(
         self, line: np.ndarray, lo: np.ndarray, hi: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Samples (pos, neg, seen) between parameters lo and hi of each line."""
-        last = self.pos.shape[1] - 1
+        """Samples (pos, neg, seen) between parameters lo and hi of each line;
+        pos and neg per offset from the line (-1, 0, 1 px), a first axis."""
+        last = self.seen.shape[1] - 1
         i0 = np.clip(np.ceil(lo - self.t0[line]), 0, last).astype(np.int64)
         i1 = np.clip(np.floor(hi - self.t0[line]) + 1, 0, last).astype(np.int64)
         i1 = np.maximum(i0, i1)
-        pos = self.pos[line, i1] - self.pos[line, i0]
-        neg = self.neg[line, i1] - self.neg[line, i0]
+        pos = self.pos[:, line, i1] - self.pos[:, line, i0]
+        neg = self.neg[:, line, i1] - self.neg[:, line, i0]
         return pos, neg, self.seen[line, i1] - self.seen[line, i0]
+
+    def coherent(self) -> np.ndarray:
+        """Per line, the most samples of one polarity over the opposite one."""
+        return np.abs(self.pos[..., -1] - self.neg[..., -1]).max(0)
 
 
 class Sides:
@@ -121,9 +130,17 @@ class Sides:
         pos, neg, seen = sup.counts(self.line, self.lo, self.hi)
         self.seen = seen * self.has
         bright, dark = self._polar(pos, neg)
-        self.major = np.sign((bright - dark).sum(1, keepdims=True) + 0.5)
+        lead = (bright.max(0) - dark.max(0)).sum(1, keepdims=True)
+        self.major = np.sign(lead + 0.5)
+        # each side at the offset where it shows the outline's polarity best
         maj, opp = self._major(bright, dark), self._major(dark, bright)
-        self.support = np.clip((maj - opp) / np.maximum(self.seen, 1), 0, 1)
+        n = np.maximum(self.seen, 1)
+        self.support = np.clip((maj - opp) / n, 0, 1).max(0)
+        own = OWN_POLARITY * np.clip((opp - maj) / n, 0, 1).max(0)
+        turned = own > self.support
+        self.support = np.where(turned, own, self.support)
+        # the polarity each side is held to at its ends
+        self.side_major = np.where(turned, -self.major, self.major)
         self.in_view = self.seen >= MIN_SEEN
 
     def _polar(self, pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +152,9 @@ class Sides:
 
     def _major(self, bright: np.ndarray, dark: np.ndarray) -> np.ndarray:
         return np.where(self.major > 0, bright, dark)
+
+    def _side_major(self, bright: np.ndarray, dark: np.ndarray) -> np.ndarray:
+        return np.where(self.side_major > 0, bright, dark)
 
     def edge_score(self) -> np.ndarray:
         """Mean support of the sides in view, cut by the weakest one."""
@@ -167,7 +187,7 @@ class Sides:
             start = np.where(corner_in, *a)
             stop = np.where(corner_in, *b)
             pos, neg, seen = sup.counts(self.line, start, stop)
-            frac = self._major(*self._polar(pos, neg)) / np.maximum(seen, 1)
+            frac = self._side_major(*self._polar(pos, neg)).max(0) / np.maximum(seen, 1)
             fac = np.where(
                 corner_in, np.clip(frac / 0.5, 0, 1), np.clip((frac - 0.2) / 0.4, 0, 1)
             )

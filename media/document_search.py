@@ -253,7 +253,7 @@ def _coherent(lines: np.ndarray, grad: tuple[np.ndarray, np.ndarray]) -> np.ndar
     also makes long lines, but its glyphs' edges flip polarity or leave gaps,
     and a long line across clutter outweighs a small card's short side."""
     rough = Support(lines, grad, step=4)
-    coherent = np.abs(rough.pos[:, -1] - rough.neg[:, -1])
+    coherent = rough.coherent()
     share = coherent / np.maximum(rough.seen[:, -1], 1)
     rank = coherent * np.sqrt(share)
     # half of them across the best line's direction: rows of print are many
