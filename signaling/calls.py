@@ -202,7 +202,9 @@ class CallHub:
     async def agent_offer(self, case_id: str, sdp: str) -> str:
         return await self._answer(self.calls[case_id], "agent", sdp)
 
-    async def end_call(self, case_id: str, requeue: bool) -> None:
+    async def end_call(
+        self, case_id: str, requeue: bool, phone_notice: str = "agent_left"
+    ) -> None:
         """Close both legs and finish the recording; requeue the phone if asked."""
         call = self.calls.pop(case_id, None)
         if call is None:
@@ -225,8 +227,12 @@ class CallHub:
                         case_id, State.WAITING, f"agent:{call.agent_id}", "agent left"
                     )
                     async with self._lock:
-                        self.queue[case_id] = phone
-                    await phone.send({"type": "agent_left"})
+                        if phone_notice == "connection_lost":
+                            # not the user's doing: first in line again
+                            self.queue = {case_id: phone, **self.queue}
+                        else:
+                            self.queue[case_id] = phone
+                    await phone.send({"type": phone_notice})
                 else:
                     await self.store.transition(
                         case_id, State.CONSENTED, f"agent:{call.agent_id}", "agent left"
@@ -306,7 +312,7 @@ class CallHub:
             return
         logger.error("case %s x the call's media worker ended", case_id)
         await call.agent.send({"type": "call_lost", "case_id": case_id})
-        await self.end_call(case_id, requeue=True)
+        await self.end_call(case_id, requeue=True, phone_notice="connection_lost")
 
     async def _close_leg(self, call: Call, leg: str) -> None:
         try:

@@ -78,7 +78,7 @@ async def test_calls_spread_over_workers_and_a_dead_worker_is_replaced(
             os.kill(old_pid, signal.SIGKILL)
             lost = await agent_a.log.expect("call_lost", since=mark, timeout=15)
             assert lost["case_id"] == case_a
-            await phone_a.log.expect("agent_left", timeout=15)
+            await phone_a.log.expect("connection_lost", timeout=15)
             assert (await server.svc.store.get(case_a)).state.value == "waiting"
             before = agent_b.frames
             await agent_b.wait_frames(before + 30)

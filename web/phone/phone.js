@@ -299,7 +299,8 @@ function onMessage(msg) {
     case "hints": showHints(msg); break;
     case "call_tan_requested": askCallTan(); break;
     case "call_tan_result": callTanResult(msg); break;
-    case "agent_left": onAgentLeft(); break;
+    case "agent_left": onAgentLeft("agent_left"); break;
+    case "connection_lost": onAgentLeft("connection_lost"); break;
     case "agent_connection":
       if (state.step === "step-call") $("reconnecting").hidden = msg.state !== "disconnected";
       break;
@@ -339,7 +340,7 @@ function onQueued(msg) {
   $("queue-wait").textContent = minutes < 1 ? t("wait.now") : t("wait.minutes", {n: minutes});
 }
 
-function onAgentLeft() {
+function onAgentLeft(kind) {
   closePeer();
   hideCallTan();
   $("instruction").textContent = "";
@@ -347,8 +348,8 @@ function onAgentLeft() {
   showHints(null);
   show("step-wait");
   const box = $("wait-notice");
-  box.textContent = t("wait.agent_left");
-  box.dataset.kind = "agent_left";
+  box.textContent = t(`wait.${kind}`);
+  box.dataset.kind = kind;
   box.hidden = false;
 }
 
