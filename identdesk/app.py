@@ -180,7 +180,7 @@ async def create_app(
     async def on_cleanup(app: web.Application) -> None:
         app[SWEEPER].cancel()
         await asyncio.gather(app[SWEEPER], return_exceptions=True)
-        await svc.hub.close_all()
+        # the calls were ended in on_shutdown, which aiohttp always runs first
         if svc.hub.pool is not None:
             await svc.hub.pool.close()
         await svc.delivery.stop()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any
 
 from media.bench import RESOLUTIONS, format_report, run_bench
-from signaling.config import MEDIA_WORKERS_ENV, parse_media_workers
+from signaling.config import media_workers_from_env, parse_media_workers
 
 
 def register(commands: Any) -> None:
@@ -60,7 +59,7 @@ def register(commands: Any) -> None:
 
 def _bench_media(args: argparse.Namespace) -> int:
     if args.workers is None:
-        args.workers = parse_media_workers(os.environ.get(MEDIA_WORKERS_ENV, ""))
+        args.workers = media_workers_from_env()
     if args.calls < 1 or args.seconds <= 0:
         print(
             f"--calls must be at least 1 and --seconds positive, got "

@@ -24,7 +24,7 @@ from identdesk.clients import (
     outbox_mails,
 )
 from identdesk.qa import QaError, load_script, probe_video, run_local, run_session
-from signaling.config import MEDIA_WORKERS_ENV, parse_media_workers
+from signaling.config import media_workers_from_env, parse_media_workers
 
 
 def register(commands: Any) -> None:
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             workers = args.media_workers
             if workers is None:
-                workers = parse_media_workers(os.environ.get(MEDIA_WORKERS_ENV, ""))
+                workers = media_workers_from_env()
             report = asyncio.run(
                 run_local(args.video, script, args.data_dir, media_workers=workers)
             )

@@ -74,7 +74,6 @@ class CallHub:
         self.calls: dict[str, Call] = {}
         self._lock = asyncio.Lock()
         self.call_seconds: list[float] = []
-        self._closed = False
 
     # the phone's side
 
@@ -256,9 +255,6 @@ class CallHub:
     async def close_all(self) -> None:
         """Server shutdown: end calls (closing recordings) and tell every client."""
         notice = {"type": "service_interrupted"}
-        if self._closed:  # shutdown runs this once before and once after the sockets
-            return
-        self._closed = True
         for case_id in list(self.calls):
             call = self.calls.get(case_id)
             if call is None:  # ended meanwhile (its phone or agent went)

@@ -67,9 +67,6 @@ class ServiceHours:
         return f"{self.opens:%H:%M}-{self.closes:%H:%M} {self.tz}"
 
 
-MEDIA_WORKERS_ENV = "IDENTDESK_MEDIA_WORKERS"
-
-
 class InvalidSettingError(argparse.ArgumentTypeError, ValueError):
     """A setting's text is not valid; the command line shows the message as is."""
 
@@ -77,6 +74,11 @@ class InvalidSettingError(argparse.ArgumentTypeError, ValueError):
 def default_media_workers() -> int:
     """One media worker per core: each worker's event loop runs on one core."""
     return os.cpu_count() or 1
+
+
+def media_workers_from_env() -> int:
+    """IDENTDESK_MEDIA_WORKERS, else one worker per core."""
+    return parse_media_workers(_env("MEDIA_WORKERS", "auto"))
 
 
 def parse_media_workers(text: str) -> int:
@@ -201,7 +203,7 @@ class Settings:
             service_hours=ServiceHours.parse(_env("SERVICE_HOURS", "06:00-22:00"), tz),
             tan_ttl=timedelta(hours=tan_hours),
             stun_urls=tuple(u for u in stun.split(",") if u),
-            media_workers=parse_media_workers(_env("MEDIA_WORKERS", "auto")),
+            media_workers=media_workers_from_env(),
             allow_insecure_callbacks=_env("ALLOW_INSECURE_CALLBACKS", "0") == "1",
         )
 

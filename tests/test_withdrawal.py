@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiortc import AudioStreamTrack
+import aiohttp
 
 from identdesk.clients import (
     AgentClient,
@@ -11,8 +11,8 @@ from identdesk.clients import (
     create_case,
     mail_code_source,
 )
+from identdesk.qa import local_server
 from tests.conftest import Server, waiting_phone
-from tests.media_fixtures import SceneTrack
 
 
 async def _decided_case(server: Server) -> tuple[str, AgentClient, str]:
@@ -113,25 +113,18 @@ async def test_withdrawal_while_waiting_tells_the_phone(server: Server) -> None:
 
 
 async def test_withdrawal_during_the_call_tells_the_agent(server: Server) -> None:
-    case = await create_case(server.http, server.base, server.api_key)
-    consent = await activate_and_consent(server.http, case["activation_url"])
-    phone = PhoneClient(
-        server.http,
-        server.base,
-        tracks=lambda: [SceneTrack(320, 240), AudioStreamTrack()],
-    )
+    phone, case_id, _ = await waiting_phone(server)
     agent = AgentClient(server.http, server.base)
     try:
-        await phone.join(consent["tan"])
         await agent.login(server.agent_name, server.agent_password)
         await agent.take_case()
         await agent.connect_media()
         await agent.wait_frames(2)
-        await _withdraw(server, case["id"], {})
+        await _withdraw(server, case_id, {})
         notice = await agent.log.expect("case_withdrawn")
-        assert notice["case_id"] == case["id"]
+        assert notice["case_id"] == case_id
         assert (await phone.log.expect("ended"))["decision"] == "withdrawn"
-        assert case["id"] not in server.svc.hub.calls
+        assert case_id not in server.svc.hub.calls
         # the agent's desk is free again at once
         reply = await agent.request({"type": "take_next"}, "queue_empty")
         assert reply["type"] == "queue_empty"
@@ -141,11 +134,6 @@ async def test_withdrawal_during_the_call_tells_the_agent(server: Server) -> Non
 
 
 async def test_withdrawal_deletes_the_case_mails_in_the_outbox(tmp_path) -> None:
-    import aiohttp
-
-    from identdesk.clients import activate_and_consent, create_case
-    from identdesk.qa import local_server
-
     async with local_server(tmp_path / "data") as (base, svc):
         _, key = await svc.accounts.add_partner("outbox-partner")
         async with aiohttp.ClientSession() as http:
