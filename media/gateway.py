@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import BinaryIO
 
 from aiortc import RTCPeerConnection
@@ -76,7 +75,6 @@ class MediaGateway:
         self._tapped = False
         self._agent_recorded = False
         self._stopped = False
-        self.phone_connected_at: float | None = None
 
     @property
     def recorder(self) -> Recorder | None:
@@ -135,8 +133,6 @@ class MediaGateway:
         self, pc: RTCPeerConnection, leg: _Leg, track: MediaStreamTrack
     ) -> None:
         logger.info("%s - %s track %s", self.label, leg.name, track.kind)
-        if leg.name == "phone":
-            self.phone_connected_at = time.monotonic()
         hub = leg.hubs[track.kind]
         receiver = find_receiver(pc, track)
 
