@@ -22,6 +22,12 @@ END_FLOOR = 0.3
 # a side whose whole length shows the other polarity counts half: the desk
 # beside it can be brighter than the document where it is darker elsewhere
 OWN_POLARITY = 0.5
+# a side whose edge runs on past a corner in view is a line through the scene
+# (a table edge, a cable) rather than the document's side: checked this share
+# of the side's length beyond each corner, from OVER_GAP px past it
+OVER_SHARE = 0.12
+OVER_GAP = 3.0
+OVER_COST = 0.6  # what a side that runs on all the way costs
 
 
 def frame_span(
@@ -195,6 +201,26 @@ class Sides:
             out = np.minimum(out, fac.min(1))
         return END_FLOOR + (1 - END_FLOOR) * out
 
+    def overshoot(self) -> np.ndarray:
+        """0..1: low where a side's edge, with the side's polarity, runs on
+        beyond a corner in view (an outline that took a line through the scene
+        for a side, when the document's own side lies just inside it)."""
+        sup, lo, hi = self.sup, self.lo, self.hi
+        t0, t1 = sup.t0[self.line], sup.t1[self.line]
+        reach = np.maximum(OVER_SHARE * (hi - lo), 6.0)
+        out = np.ones(len(lo))
+        for corner_in, a, b in (
+            (lo >= t0 + 2, np.maximum(lo - OVER_GAP - reach, t0 + 2), lo - OVER_GAP),
+            (hi <= t1 - 2, hi + OVER_GAP, np.minimum(hi + OVER_GAP + reach, t1 - 2)),
+        ):
+            pos, neg, seen = sup.counts(self.line, a, np.maximum(a, b))
+            frac = self._side_major(*self._polar(pos, neg)).max(0) / np.maximum(seen, 1)
+            runs_on = np.clip((frac - 0.3) / 0.4, 0, 1)
+            ok = corner_in & self.in_view & (seen >= 0.5 * reach)
+            fac = 1 - OVER_COST * np.where(ok, runs_on, 0.0)
+            out = np.minimum(out, fac.min(1))
+        return out
+
 
 def _shape(
     corners: np.ndarray,
@@ -246,6 +272,7 @@ def score_outlines(
     score = (
         sides.edge_score()
         * sides.ends()
+        * sides.overshoot()
         * shape
         * np.clip(frac_area / 0.08, 0, 1) ** 0.3
         * np.clip(view / 0.6, 0, 1)

@@ -39,6 +39,7 @@ SAT_NOISE_GAIN = 5.0
 # outline, share of the frame's short side
 NEAR_MARGIN = 0.15
 PRUNE = 0.2  # edge score below which an outline cannot win
+MIN_SCORE = 0.25  # no document below this score
 # outlines within this share of the best score compete on the area in view:
 # inner frames (portrait, hologram patch, header band) also look like documents
 # (measured on rendered scenes: 0.7 and 1.0 lost 1 %, 0.85 lost a card to its
@@ -309,7 +310,7 @@ def search(small: np.ndarray, kind: str | None) -> Outline | None:
     quads, on, cut, sides = quads[keep], on[keep], cut[keep], sides.subset(keep)
     scores, td3 = score_outlines(sides, grad, kind, cut)
     top = float(scores.max())
-    if top < 0.3:
+    if top < MIN_SCORE:
         return None
 
     k = _choose(quads, on, cut, scores, sw, sh)
