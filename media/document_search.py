@@ -39,7 +39,7 @@ SAT_NOISE_GAIN = 5.0
 # outline, share of the frame's short side
 NEAR_MARGIN = 0.15
 PRUNE = 0.2  # edge score below which an outline cannot win
-MIN_SCORE = 0.25  # no document below this score
+MIN_SCORE = 0.3  # no document below this score
 # outlines within this share of the best score compete on the area in view:
 # inner frames (portrait, hologram patch, header band) also look like documents
 # (measured on rendered scenes: 0.7 and 1.0 lost 1 %, 0.85 lost a card to its
