@@ -45,6 +45,10 @@ MIN_SCORE = 0.3  # no document below this score
 # (measured on rendered scenes: 0.7 and 1.0 lost 1 %, 0.85 lost a card to its
 # portrait frame)
 GOOD = 0.8
+SAME_VIEW = 0.97  # share of the largest area in view that counts as as large
+# a completed outline gives way to a whole one on the same sides down to this
+# share of its score: a fourth side seen beats one guessed from proportions
+FAIR = 0.7
 
 
 @dataclass(frozen=True)
@@ -331,10 +335,14 @@ def _choose(
     a fourth in view, which explains more of the frame."""
     good = np.flatnonzero(scores >= GOOD * float(scores.max()))
     shown = [visible_share(q, w, h) for q in quads[good]] * areas(quads[good])
-    k = int(good[np.argmax(shown)])
+    # about as much in view (completions of the same three sides beyond the
+    # frame show the same part): the better score
+    outer = good[np.asarray(shown) >= SAME_VIEW * max(shown)]
+    k = int(outer[np.argmax(scores[outer])])
     if cut[k]:
         seen = set(on[k].tolist()) - {-1}
-        whole = [int(g) for g in good if not cut[g] and seen <= set(on[g].tolist())]
+        fair = np.flatnonzero(scores >= FAIR * float(scores[k]))
+        whole = [int(g) for g in fair if not cut[g] and seen <= set(on[g].tolist())]
         if whole:
             k = max(whole, key=lambda g: float(scores[g]))
     return k
