@@ -26,7 +26,7 @@ from media.document_geometry import (
     visible_share,
 )
 from media.document_refine import corners_from_lines, refine, refine_lines
-from media.document_search import search
+from media.document_search import overshoots, search
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ WORK_WIDTH = 640  # the search runs on the frame scaled by a whole factor to thi
 SECOND_PASS = 0.5
 TRACK_REL_REACH = 0.08
 TRACK_REACH = 0.03  # search band when tracking, share of the frame's long side
+# a refined outline whose sides run on past its corners (the search's overshoot
+# factor below this share of the search outline's) is refined only REFINE_NEAR
+# px around the search's outline
+KEEP_REFINED = 0.9
+REFINE_NEAR = 6.0
 RATIO_TOLERANCE = 0.06  # log of the proportions' deviation a tracked outline may have
 
 
@@ -115,6 +120,16 @@ def detect_document(
         # the coarse side may have sat on an inner edge further in than one
         # band reaches
         corners, ckind, completed, _ = refine(gray, corners, kind, reach)
+    if not completed and not found.cut:
+        # a side that moved out onto a line through the scene runs on past
+        # the corners: keep the search's outline, refined in place
+        before, after = overshoots(
+            small, np.stack([quad, corners]) * (small.shape[1] / w)
+        )
+        if after < KEEP_REFINED * before:
+            lines, _ = refine_lines(gray, quad, REFINE_NEAR)
+            near = corners_from_lines(gray, lines, quad, kind)[0]
+            corners = near if np.isfinite(near).all() else quad
     doc_kind = ckind or kind or found.kind
     if not completed and not kind:
         ratio = metric_ratio(corners, w, h)

@@ -292,14 +292,31 @@ def _candidates(
     return np.concatenate([wq, cq]), np.concatenate([ws, cs]), cut
 
 
+def _gradient(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3, scale=0.25),
+        cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3, scale=0.25),
+    )
+
+
+def overshoots(small: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """For whole outlines (Q, 4, 2) in the scaled frame, the search's factor
+    0..1 that is low where a side's edge runs on past a corner in view."""
+    gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+    grad = _gradient(gray)
+    p = quads.reshape(-1, 2)
+    q = np.roll(quads, -1, axis=1).reshape(-1, 2)
+    normal = _unit_normals(q - p)
+    lines = np.c_[normal, np.einsum("si,si->s", normal, p)]
+    on = np.arange(len(lines)).reshape(-1, 4)
+    return Sides(quads, on, Support(lines, grad)).overshoot()
+
+
 def search(small: np.ndarray, kind: str | None) -> Outline | None:
     """The best outline in a frame scaled to about 640 px width, or None."""
     sh, sw = small.shape[:2]
     thin, gray = edge_maps(small)
-    grad = (
-        cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3, scale=0.25),
-        cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3, scale=0.25),
-    )
+    grad = _gradient(gray)
     lines = hough_lines(thin)
     if len(lines) < 3:
         return None
