@@ -3,7 +3,8 @@
 Pure functions on strings: `parse_mrz(lines)` detects the format (TD1, TD2, TD3,
 MRV-A, MRV-B), verifies every check digit, corrects look-alike characters only
 where the field's character set and the check digits confirm it, and says whether
-the document is expired and accepted (only ID cards and passports are).
+the document is expired and whether its type is accepted (only ID cards and
+passports are; an expired one is still of an accepted type, said apart).
 """
 
 from __future__ import annotations
@@ -393,7 +394,7 @@ def parse_mrz(
         fields=fields,
         checks=checks,
         expired=expired,
-        accepted=valid and kind is not None and not expired,
+        accepted=valid and kind is not None,
         reason=reason,
         corrections=corrections,
     )

@@ -175,7 +175,8 @@ def test_read_mrz_to_dict_keys():
     d = read_mrz(render_document(TD3)).to_dict()
     for key in ("found", "lines", "valid", "type", "fields", "checks", "expired"):
         assert key in d
-    assert d["accepted"] is False  # the specimen expired in 2012
+    assert d["accepted"] is True  # a passport; it expired in 2012, said apart
+    assert d["expired"] is True
     assert d["type"] == "P" and d["ms"] > 0
 
 
