@@ -71,6 +71,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Progress:
+    """One progress line on stderr, rewritten in place with a carriage return; a
+    log line or the end of the job first ends it."""
+
+    open = False
+
+    @classmethod
+    def show(cls, text: str) -> None:
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        cls.open = True
+
+    @classmethod
+    def end(cls, record: logging.LogRecord | None = None) -> bool:
+        if cls.open:
+            print(file=sys.stderr, flush=True)
+            cls.open = False
+        return True
+
+
+def progress(text: str) -> None:
+    """Show `text` as the progress line (on stderr)."""
+    _Progress.show(text)
+
+
+def end_progress() -> None:
+    """End the progress line, if one is shown."""
+    _Progress.end()
+
+
 def _without_client_address(record: logging.LogRecord) -> bool:
     if isinstance(record.msg, str) and record.msg.startswith("Error handling request"):
         record.msg, record.args = "Error handling request", ()
@@ -90,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     # aiohttp names the client's address when a request fails; logs carry
     # pseudonyms only (signaling.services.client_tag)
     logging.getLogger("aiohttp.server").addFilter(_without_client_address)
+    for log_handler in logging.getLogger().handlers:
+        log_handler.addFilter(_Progress.end)
     if not args.verbose:
         logging.getLogger("aioice").setLevel(logging.WARNING)
         logging.getLogger("aiortc").setLevel(logging.WARNING)
@@ -103,7 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): no traceback, and no second error when
+        # Python flushes stdout on the way out
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    finally:
+        end_progress()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m identdesk.cli` runs this file as __main__; the command modules
+    # import identdesk.cli, whose progress line must be the one main() ends
+    from identdesk import cli
+
+    sys.exit(cli.main())

@@ -6,13 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
+import struct
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from identdesk.cli import end_progress, progress
 from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, rectify
 from media.faces import find_faces, portrait_face
@@ -43,7 +48,13 @@ def register(commands: Any) -> None:
 
     p = sub.add_parser("render", help="render a synthetic phone-camera video")
     p.add_argument("out", metavar="OUT", help="output video (.mp4, .mkv or .webm)")
-    p.add_argument("--document", choices=("id1", "td3"), default="id1")
+    p.add_argument(
+        "--document",
+        choices=("id1", "td3"),
+        default=None,
+        help="document kind (default: id1, or with --image the kind nearest the "
+        "image's proportions)",
+    )
     p.add_argument("--image", help="render this document image instead of a drawn one")
     p.add_argument("--attack", choices=render.ATTACKS, default="none")
     p.add_argument("--seconds", type=float, default=4.0)
@@ -88,38 +99,124 @@ def guard(handler: Any) -> Any:
     return run
 
 
-def progress(text: str) -> None:
-    print(f"\r{text}", end="", file=sys.stderr, flush=True)
+def _file_problem(path: str) -> str | None:
+    """Why `path` cannot be an input file, in plain words; None when it can."""
+    p = Path(path)
+    if p.is_dir():
+        return "it is a folder, not a file"
+    if not p.is_file():
+        return "no such file"
+    if p.stat().st_size == 0:
+        return "the file is empty"
+    return None
+
+
+def pixel_limit() -> int:
+    """The most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2**30 unless
+    OPENCV_IO_MAX_IMAGE_PIXELS says otherwise)."""
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:
+        return 1 << 30
+
+
+# JPEG start-of-frame markers (ITU T.81 table B.1): C0-CF but DHT, JPG and DAC
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """Width and height from a PNG or JPEG header, without decoding the image."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) == 24:
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h
+        if not head.startswith(b"\xff\xd8"):
+            return None
+        f.seek(2)
+        while (marker := f.read(2))[:1] == b"\xff" and len(marker) == 2:
+            size = f.read(2)
+            if len(size) < 2:
+                return None
+            if marker[1] in _SOF:
+                h, w = struct.unpack(">xHH", f.read(5))
+                return w, h
+            f.seek(struct.unpack(">H", size)[0] - 2, 1)
+    return None
 
 
 def read_image(path: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise InputError(f"cannot read {path!r}: no such file")
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    """The image at `path` (BGR); InputError says in plain words why not."""
+    problem = _file_problem(path)
+    if problem:
+        raise InputError(f"cannot read {path!r}: {problem}")
+    size, limit = image_size(path), pixel_limit()
+    if size and size[0] * size[1] > limit:
+        raise InputError(
+            f"cannot read {path!r}: image too large: {size[0]} x {size[1]}, "
+            f"at most {limit} pixels"
+        )
+    try:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error:
+        # a format whose header image_size does not parse, over the limit
+        raise InputError(
+            f"cannot read {path!r}: image too large, at most {limit} pixels"
+        ) from None
     if img is None:
         raise InputError(f"cannot read {path!r}: not an image")
     return img
 
 
 def _read_video(
-    path: str, start: float = 0.0, end: float = float("inf")
+    path: str, start: float = 0.0, end: float = float("inf"), min_frames: int = 1
 ) -> tuple[list[np.ndarray], list[float]]:
-    if not Path(path).is_file():
-        raise InputError(f"cannot read {path!r}: no such file")
+    problem = _file_problem(path)
+    if problem:
+        raise InputError(f"cannot read {path!r}: {problem}")
     try:
         frames, times = render.read_video(path, start, end)
-    except Exception as exc:  # PyAV raises many kinds for a broken file
-        raise InputError(f"cannot read {path!r}: not a video ({exc})") from None
-    if not frames:
-        raise InputError(f"cannot read {path!r}: no frames between {start} and {end} s")
+    except ValueError as exc:
+        raise InputError(f"cannot read {path!r}: {exc}") from None
+    if len(frames) < min_frames:
+        got = f"{len(frames)}" if frames else "none"
+        raise InputError(
+            f"cannot use {path!r}: needs at least {min_frames} frames between "
+            f"{start:g} and {end:g} s, found {got}"
+        )
     return frames, times
 
 
-def _interval(text: str) -> tuple[float, float]:
+def _check_intervals(
+    intervals: list[tuple[float, float]], lo: float, hi: float, name: str
+) -> None:
+    """Intervals must be finite, in lo..hi, in order and not overlapping."""
+    last = lo
+    for a, b in sorted(intervals):
+        text = f"{name} {a:g}-{b:g}"
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise InputError(f"{text}: give finite seconds")
+        if a < lo or b > hi:
+            raise InputError(f"{text}: outside {lo:g}-{hi:g} s")
+        if a < last:
+            raise InputError(f"{text}: overlaps the interval before it")
+        last = b
+
+
+def _intervals(text: str, name: str) -> list[tuple[float, float]]:
     try:
-        ((a, b),) = render.parse_intervals(text)
+        return render.parse_intervals(text)
     except ValueError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(f"{name}: {exc}") from None
+
+
+def _interval(text: str, name: str) -> tuple[float, float]:
+    found = _intervals(text, name)
+    if len(found) != 1:
+        raise InputError(f"{name} {text!r}: give one interval START-END")
+    ((a, b),) = found
+    if not (math.isfinite(a) and math.isfinite(b)) or a < 0:
+        raise InputError(f"{name} {text!r}: give finite seconds from 0")
     return a, b
 
 
@@ -228,60 +325,126 @@ def _print_analysis(out: dict[str, Any]) -> None:
 # --- doc render ----------------------------------------------------------------
 
 
+# a render longer or faster than this is a mistake: 10 minutes at 60 fps is 36000
+# frames, about 20 minutes of rendering on one core
+MAX_SECONDS, MAX_FPS = 600.0, 60.0
+
+
+def _check_length(seconds: float, fps: float) -> None:
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise InputError(
+            f"--seconds {seconds:g}: give a length above 0 and at most "
+            f"{MAX_SECONDS:g} s (10 minutes)"
+        )
+    if not (math.isfinite(fps) and 1 <= fps <= MAX_FPS):
+        raise InputError(f"--fps {fps:g}: give 1 to {MAX_FPS:g} frames per second")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     width, height = (1280, 720) if args.resolution == "720p" else (1920, 1080)
-    out_dir = Path(args.out).resolve().parent
-    if not out_dir.is_dir():
-        raise InputError(f"no such folder {str(out_dir)!r} for {args.out!r}")
+    _check_length(args.seconds, args.fps)
+    out = Path(args.out)
+    if not out.resolve().parent.is_dir():
+        raise InputError(
+            f"no such folder {str(out.resolve().parent)!r} for {args.out!r}"
+        )
+    if out.suffix.lower() not in render.VIDEO_CODECS:
+        raise InputError(f"unsupported video file {out.name!r}: use .mp4, .mkv, .webm")
     if args.image:
-        doc = render.document_from_image(read_image(args.image), args.document)
+        image = read_image(args.image)
+        doc = render.document_from_image(image, _image_kind(image, args.document))
     else:
-        doc = render.draw_document(args.document, seed=args.seed)
+        doc = render.draw_document(args.document or "id1", seed=args.seed)
     if args.torch_on:
-        try:
-            torch_on = render.parse_intervals(args.torch_on)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
+        torch_on = _intervals(args.torch_on, "--torch-on")
+        _check_intervals(torch_on, 0.0, args.seconds, "--torch-on")
     else:
         try:
             torch_on = random_torch_pattern(args.seconds)
         except ValueError as exc:
             raise InputError(f"--seconds: {exc}") from None
-    video = render.render_video(
+    scene = render.SceneRenderer(
         doc,
-        seconds=args.seconds,
-        fps=args.fps,
         width=width,
         height=height,
         attack=args.attack,
-        torch_on=torch_on,
         seed=args.seed,
         partial=args.partial,
     )
+    count = int(round(args.seconds * args.fps))
     try:
-        render.write_video(args.out, video.frames, video.fps)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+        render.write_video(out, _frames(scene, count, args.fps, torch_on), args.fps)
+    except BaseException:
+        out.unlink(missing_ok=True)  # no half-written video left behind
+        raise
     on = ",".join(f"{a:g}-{b:g}" for a, b in torch_on)
     print(
-        f"wrote {args.out}: {len(video.frames)} frames {width}x{height} "
-        f"{args.attack} torch-on {on}"
+        f"wrote {args.out}: {count} frames {width}x{height} {args.attack} torch-on {on}"
     )
     return 0
+
+
+def _frames(
+    scene: render.SceneRenderer,
+    count: int,
+    fps: float,
+    torch_on: list[tuple[float, float]],
+) -> Iterator[np.ndarray]:
+    """The scene's frames one by one, so that the writer streams them to the file."""
+    for i in range(count):
+        if count > 100 and i % 25 == 0:
+            progress(f"doc render: frame {i + 1}/{count}")
+        t = i / fps
+        yield scene.frame(t, render.lit_at(t, torch_on))[0]
+    end_progress()
+
+
+def _image_kind(image: np.ndarray, given: str | None) -> str:
+    """The document kind to render an image as: the one given (with a warning when
+    the image's proportions differ from it by more than 8 %), else the one whose
+    proportions are nearer the image's."""
+    h, w = image.shape[:2]
+    ratio = max(w, h) / min(w, h)
+    off = {k: abs(math.log(ratio / a)) for k, a in ASPECT.items()}
+    names = {"id1": "ID-1", "td3": "TD3"}
+    if given is None:
+        kind = min(off, key=lambda k: off[k])
+        print(
+            f"identdesk: no --document given: the image's proportions {ratio:.3f} "
+            f"are nearest {names[kind]} ({ASPECT[kind]:.3f}), rendering it as {kind}",
+            file=sys.stderr,
+        )
+        return kind
+    if off[given] > math.log(1.08):
+        print(
+            f"identdesk: warning: the image's proportions {ratio:.3f} differ from "
+            f"{names[given]}'s ({ASPECT[given]:.3f}) by more than 8 %: it will be "
+            "stretched",
+            file=sys.stderr,
+        )
+    return given
 
 
 # --- hologram check --------------------------------------------------------------
 
 
+# check_hologram needs 3 frames with and 3 without the torch
+MIN_HOLOGRAM_FRAMES = 6
+
+
 def cmd_hologram_check(args: argparse.Namespace) -> int:
-    start, end = _interval(args.window)
+    start, end = _interval(args.window, "--window")
     if args.tilt == bool(args.torch_on):
         raise InputError("give either --torch-on A-B[,C-D...] or --tilt")
-    try:
-        torch_on = render.parse_intervals(args.torch_on or "")
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    frames, times = _read_video(args.video, start, end)
+    torch_on = _intervals(args.torch_on or "", "--torch-on")
+    _check_intervals(torch_on, start, end, "--torch-on")
+    frames, times = _read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES)
+    step = float(np.median(np.diff(times)))
+    if end > times[-1] + 1.5 * step:
+        raise InputError(
+            f"--window {args.window}: the video ends at "
+            f"{times[-1] + step:.2f} s, before the window does"
+        )
     if args.tilt:
         result = check_tilt(frames, times, kind=args.document)
     else:

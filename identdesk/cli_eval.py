@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from identdesk.cli import end_progress
 from identdesk.cli_doc import InputError, guard, progress, read_image
 from media import render
 from media.document import corner_error, detect_document
@@ -321,11 +323,28 @@ def _eval_variants(
             "verdicts": {k: v.count(k) for k in ("genuine", "suspect", "inconclusive")},
             "ms_per_frame": round(float(np.mean([m for _, m in verdicts])), 1),
         }
-    print(file=sys.stderr)
+    end_progress()
     return out
 
 
+def _check_hologram_args(args: argparse.Namespace) -> None:
+    if args.sequences < 1:
+        raise InputError(f"-n {args.sequences}: give at least 1 sequence per variant")
+    for name, value in (("--corpus-n", args.corpus_n), ("--tilt-n", args.tilt_n)):
+        if value < 0:
+            raise InputError(f"{name} {value}: give 0 (none) or more")
+    if not (math.isfinite(args.fps) and 1 <= args.fps <= 60):
+        raise InputError(f"--fps {args.fps:g}: give 1 to 60 frames per second")
+    if not (math.isfinite(args.seconds) and 0 < args.seconds <= 60):
+        raise InputError(f"--seconds {args.seconds:g}: give a length up to 60 s")
+    try:
+        random_torch_pattern(args.seconds)
+    except ValueError as exc:
+        raise InputError(f"--seconds: {exc}") from None
+
+
 def cmd_eval_hologram(args: argparse.Namespace) -> int:
+    _check_hologram_args(args)
     docs = [
         render.draw_document("id1", seed=args.seed),
         render.draw_document("td3", seed=args.seed + 1),

@@ -54,27 +54,26 @@ def _rotations(text: str) -> list[float]:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    import cv2
-
+    """Read every image; one that cannot be read is reported and skipped, and the
+    command exits 2 at the end."""
+    from identdesk.cli_doc import InputError, read_image
     from media.mrz_reader import load_model, read_mrz
 
-    images = []
-    for name in args.images:
-        image = cv2.imread(name, cv2.IMREAD_COLOR) if Path(name).is_file() else None
-        if image is None:
-            print(f"identdesk mrz read: cannot read image {name!r}", file=sys.stderr)
-            return 2
-        images.append((name, image))
     load_model()
-    rows = []
-    for name, image in images:
-        row = {"image": name, **read_mrz(image).to_dict()}
-        rows.append(row)
+    failed = 0
+    for name in args.images:
+        try:
+            row = {"image": name, **read_mrz(read_image(name)).to_dict()}
+        except InputError as exc:
+            failed += 1
+            error = str(exc).replace("cannot read", "cannot read image", 1)
+            row = {"image": name, "found": False, "error": error}
+            print(f"identdesk mrz read: {error}", file=sys.stderr)
         if args.json:
-            print(json.dumps(row, ensure_ascii=False))
-    if not args.json:
-        _print_table(rows)
-    return 0
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        elif "error" not in row:
+            _print_table([row])
+    return 2 if failed else 0
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -101,8 +100,49 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print(f"  expired {row['expired']}  {verdict}\n")
 
 
+def _evaluate(
+    root: Path, truth_path: Path, rotations: list[float]
+) -> tuple[dict[float, Any], list[str]]:
+    """media.mrz_eval's figures per angle, and the images that could not be read
+    (each named with the reason; the others are still evaluated)."""
+    import time
+
+    from identdesk.cli import progress
+    from identdesk.cli_doc import InputError, read_image
+    from media.mrz_eval import (
+        EvalReport,
+        _score_one,
+        list_images,
+        load_truth,
+        rotate_image,
+    )
+    from media.mrz_reader import read_mrz
+
+    truth = load_truth(truth_path)
+    reports = {r: EvalReport() for r in rotations}
+    paths, unreadable = list_images(root), []
+    for i, path in enumerate(paths):
+        rel = path.relative_to(root).as_posix()
+        progress(f"[{i + 1}/{len(paths)}] {rel[:60]:<60}")
+        try:
+            image = read_image(str(path))
+        except InputError as exc:
+            unreadable.append(str(exc))
+            continue
+        for rotation, report in reports.items():
+            report.images += 1
+            turned = rotate_image(image, rotation)
+            start = time.perf_counter()
+            reading = read_mrz(turned)
+            report.ms.append((time.perf_counter() - start) * 1000)
+            if rel in truth:
+                report.annotated += 1
+                _score_one(report, rel, reading.to_dict(), truth[rel])
+    return reports, unreadable
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from media.mrz_eval import evaluate_rotations
+    from identdesk.cli import end_progress
 
     root, truth = Path(args.dir), Path(args.truth)
     if not root.is_dir():
@@ -112,29 +152,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"identdesk eval mrz: no annotation file {str(truth)!r}", file=sys.stderr)
         return 2
 
-    def progress(done: int, total: int, name: str) -> None:
-        print(f"\r[{done}/{total}] {name[:60]:<60}", end="", file=sys.stderr)
-
     rotations = args.rotate or [0.0]
-    reports = evaluate_rotations(root, truth, rotations, progress)
-    print(file=sys.stderr)
+    reports, unreadable = _evaluate(root, truth, rotations)
+    end_progress()
+    for problem in unreadable:
+        print(f"identdesk eval mrz: {problem}", file=sys.stderr)
+    if not reports[rotations[0]].annotated:
+        print(
+            f"identdesk eval mrz: none of the images under {str(root)!r} is in "
+            f"the annotation file {str(truth)!r}: nothing to measure",
+            file=sys.stderr,
+        )
+        return 1
+    code = 1 if unreadable else 0
     load = [round(v, 2) for v in os.getloadavg()]
     if args.rotate is None:
         report = reports[0.0].to_dict()
         if args.json:
-            print(json.dumps(report, indent=1))
-            return 0
+            print(json.dumps({**report, "unreadable": unreadable}, indent=1))
+            return code
         _print_report(report)
     elif args.json:
         out = {f"{r:g}": rep.to_dict() for r, rep in reports.items()}
-        print(json.dumps({"rotations": out, "load": load}, indent=1))
-        return 0
+        print(
+            json.dumps(
+                {"rotations": out, "unreadable": unreadable, "load": load}, indent=1
+            )
+        )
+        return code
     else:
         _print_rotations({r: rep.to_dict() for r, rep in reports.items()})
+    if unreadable:
+        print(f"unreadable images     {len(unreadable)} (named above, not counted)")
     print(
         f"load average          {load[0]} {load[1]} {load[2]} ({os.cpu_count()} cores)"
     )
-    return 0
+    return code
 
 
 def _print_report(report: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@ response of a hologram patch, genuine or as an attack (flat copy, screen replay)
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +47,7 @@ __all__ = [
     "parse_intervals",
     "read_video",
     "render_video",
+    "VIDEO_CODECS",
     "specimen_mrz",
     "write_video",
 ]
@@ -380,6 +382,12 @@ def render_video(
     motion: float = 1.0,
 ) -> RenderedVideo:
     """Render a phone-camera video of the document; torch_on lists lit intervals."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds must be a length above 0, got {seconds!r}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be above 0, got {fps!r}")
+    if int(round(seconds * fps)) < 1:
+        raise ValueError(f"{seconds:g} s at {fps:g} fps is not one frame")
     scene = SceneRenderer(
         doc,
         width=width,
@@ -401,22 +409,29 @@ def render_video(
     return RenderedVideo(frames, times, lit, corners, fps, attack, doc.kind)
 
 
-_CODECS = {
+VIDEO_CODECS = {
     ".mp4": ("libx264", "yuv420p"),
     ".mkv": ("libx264", "yuv420p"),
     ".webm": ("libvpx-vp9", "yuv420p"),
 }
 
 
-def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> None:
-    """Write BGR frames to mp4 / mkv (H.264) or webm (VP9) with PyAV."""
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> None:
+    """Write BGR frames to mp4 / mkv (H.264) or webm (VP9) with PyAV, each as it
+    comes: a generator of frames is never held in memory as a whole."""
     import av
 
     path = Path(path)
-    codec, pix_fmt = _CODECS.get(path.suffix.lower(), (None, None))
+    codec, pix_fmt = VIDEO_CODECS.get(path.suffix.lower(), (None, None))
     if codec is None:
         raise ValueError(f"unsupported video file {path.name!r}: use .mp4, .mkv, .webm")
-    h, w = frames[0].shape[:2]
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be above 0, got {fps!r}")
+    stream_frames = iter(frames)
+    first = next(stream_frames, None)
+    if first is None:
+        raise ValueError(f"no frames to write to {path.name!r}")
+    h, w = first.shape[:2]
     with av.open(str(path), "w") as container:
         stream = cast(
             "av.VideoStream",
@@ -432,7 +447,7 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> N
                 "deadline": "realtime",
                 "cpu-used": "8",
             }
-        for img in frames:
+        for img in itertools.chain([first], stream_frames):
             frame = av.VideoFrame.from_ndarray(img, format="bgr24")
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -443,18 +458,35 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float) -> N
 def read_video(
     path: str | Path, start: float = 0.0, end: float = math.inf
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Decode frames (BGR) with their times in seconds between start and end."""
+    """Decode frames (BGR) with their times in seconds between start and end;
+    ValueError says in plain words why a file is not a video."""
     import av
 
     frames, times = [], []
-    with av.open(str(path)) as container:
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError:
+        raise ValueError("not a video") from None
+    with container:
+        if not container.streams.video:
+            raise ValueError("no video stream in it")
+        if container.format.name in _STILL_FORMATS:
+            raise ValueError(f"a still image ({container.format.name}), not a video")
         stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            t = float(frame.time) if frame.time is not None else len(times) / 30.0
-            if t < start:
-                continue
-            if t > end:
-                break
-            frames.append(frame.to_ndarray(format="bgr24"))
-            times.append(t)
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else len(times) / 30.0
+                if t < start:
+                    continue
+                if t > end:
+                    break
+                frames.append(frame.to_ndarray(format="bgr24"))
+                times.append(t)
+        except av.error.FFmpegError:
+            raise ValueError(f"damaged video after {len(times)} frames") from None
     return frames, times
+
+
+# FFmpeg's demuxers for single images (`ffmpeg -formats`): image2 and *_pipe
+_STILL_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe",
+                  "tiff_pipe"}  # fmt: skip

@@ -1,0 +1,368 @@
+"""The document-tools commands on bad input: one clear line and exit 2 (never a
+traceback), a batch that goes on past a bad file, and no wrong verdict on a
+user's mistake."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from identdesk.cli import main
+from identdesk.cli_doc import image_size
+from media import render
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def write_huge_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
+    """A PNG whose header declares width x height (its pixel data is cut short:
+    OpenCV checks the size before it decodes)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    row = zlib.compress(b"\0" * (width + 1))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", row)
+        + _chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s, 10 fps, 320x180 rendered clip lit 0.5-1 s."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    clip = render.render_video(
+        render.draw_document("id1", seed=3),
+        seconds=2.0,
+        fps=10.0,
+        width=320,
+        height=180,
+        torch_on=[(0.5, 1.0)],
+    )
+    render.write_video(path, clip.frames, clip.fps)
+    return path
+
+
+@pytest.fixture(scope="module")
+def td3_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("doc") / "td3.png"
+    cv2.imwrite(str(path), render.draw_document("td3", seed=5).image)
+    return path
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def identdesk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "identdesk.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+    )
+
+
+# --- images above OpenCV's pixel limit ---------------------------------------
+
+
+def test_image_size_png_and_jpeg_headers(tmp_path):
+    assert image_size(write_huge_png(tmp_path / "big.png")) == (40000, 40000)
+    jpg = tmp_path / "small.jpg"
+    cv2.imwrite(str(jpg), np.zeros((37, 53, 3), np.uint8))
+    assert image_size(jpg) == (53, 37)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["mrz", "read", "{big}"],
+        ["doc", "analyze", "{big}"],
+        ["doc", "render", "{out}", "--image", "{big}"],
+        ["eval", "doc", "--specimen", "{big}:id1", "-n", "1"],
+    ],
+    ids=["mrz-read", "doc-analyze", "doc-render", "eval-doc"],
+)
+def test_image_too_large_one_line_exit_2(tmp_path, command):
+    big = write_huge_png(tmp_path / "big.png")
+    args = [a.format(big=big, out=tmp_path / "o.mp4") for a in command]
+    result = identdesk(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "image too large: 40000 x 40000, at most 1073741824 pixels" in (
+        result.stderr
+    )
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# --- doc render arguments ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fps", "0"], "--fps 0: give 1 to 60 frames per second"),
+        (["--fps", "-5"], "--fps -5: give 1 to 60 frames per second"),
+        (["--fps", "nan"], "--fps nan: give 1 to 60 frames per second"),
+        (["--fps", "1000"], "--fps 1000: give 1 to 60 frames per second"),
+        (["--seconds", "-1"], "--seconds -1: give a length above 0 and at most 600"),
+        (["--seconds", "nan"], "--seconds nan: give a length above 0 and at most"),
+        (["--seconds", "100000"], "--seconds 100000: give a length above 0"),
+        (["--seconds", "1", "--torch-on", "5-6"], "--torch-on 5-6: outside 0-1 s"),
+    ],
+)
+def test_render_bad_length_exit_2(tmp_path, capsys, extra, message):
+    out = tmp_path / "o.mp4"
+    code, _, err = run(["doc", "render", str(out), *extra], capsys)
+    assert code == 2
+    assert err == f"identdesk: {message}" + err.split(message, 1)[1]
+    assert not out.exists()
+
+
+def test_render_video_refuses_zero_fps():
+    with pytest.raises(ValueError, match="fps must be above 0, got 0"):
+        render.render_video(render.draw_document("id1"), seconds=4, fps=0)
+
+
+def test_write_video_streams_a_generator(tmp_path):
+    produced = []
+
+    def frames():
+        for i in range(5):
+            produced.append(i)
+            yield np.full((64, 96, 3), 40 * i, np.uint8)
+
+    render.write_video(tmp_path / "s.mp4", frames(), 10.0)
+    got, times = render.read_video(tmp_path / "s.mp4")
+    assert produced == [0, 1, 2, 3, 4]
+    assert len(got) == 5 and got[0].shape == (64, 96, 3)
+
+
+def test_render_long_clip_shows_progress(tmp_path):
+    result = identdesk(
+        "doc", "render", str(tmp_path / "o.mp4"), "--seconds", "11", "--fps", "10"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "doc render: frame 101/110" in result.stderr
+    assert result.stdout.startswith(f"wrote {tmp_path / 'o.mp4'}: 110 frames")
+
+
+# --- hologram check intervals and inputs ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("window", "torch_on", "message"),
+    [
+        ("0-2", "3-4", "--torch-on 3-4: outside 0-2 s"),
+        ("0-2", "0.2-0.8,0.5-1.5", "--torch-on 0.5-1.5: overlaps the interval"),
+        ("0-2", "1-2.5", "--torch-on 1-2.5: outside 0-2 s"),
+        ("0.5-2", "0.2-1", "--torch-on 0.2-1: outside 0.5-2 s"),
+        ("0-2", "0.5-nan", "--torch-on 0.5-nan: give finite seconds"),
+        ("0-2", "0.5-inf", "--torch-on 0.5-inf: give finite seconds"),
+        ("0-inf", "0.5-1", "--window '0-inf': give finite seconds from 0"),
+        ("nan-2", "0.5-1", "--window 'nan-2': give finite seconds from 0"),
+        ("0-9", "0.5-1", "--window 0-9: the video ends at 2.00 s"),
+    ],
+)
+def test_hologram_check_bad_intervals_exit_2(video, capsys, window, torch_on, message):
+    args = ["hologram", "check", str(video), "--window", window]
+    code, out, err = run([*args, "--torch-on", torch_on], capsys)
+    assert code == 2
+    assert err.startswith(f"identdesk: {message}")
+    assert "suspect" not in out
+
+
+def test_hologram_check_still_image_is_not_a_video(tmp_path, capsys):
+    still = tmp_path / "card.jpg"
+    cv2.imwrite(str(still), render.draw_document("id1").image)
+    args = ["hologram", "check", str(still), "--window", "0-5", "--torch-on", "1-2"]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert (
+        err
+        == f"identdesk: cannot read '{still}': a still image (image2), not a video\n"
+    )
+
+
+def test_hologram_check_too_few_frames(video, capsys):
+    args = ["hologram", "check", str(video), "--window", "0-0.3", "--torch-on", "0-0.1"]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert err == (
+        f"identdesk: cannot use '{video}': needs at least 6 frames between 0 and "
+        "0.3 s, found 4\n"
+    )
+
+
+def test_hologram_check_audio_only_file(tmp_path, capsys):
+    import av
+
+    path = tmp_path / "voice.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    code, _, err = run(
+        ["hologram", "check", str(path), "--window", "0-1", "--torch-on", "0-0.5"],
+        capsys,
+    )
+    assert code == 2
+    assert err == f"identdesk: cannot read '{path}': no video stream in it\n"
+
+
+def test_empty_file_and_folder_plain_messages(tmp_path, capsys):
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    code, _, err = run(
+        ["hologram", "check", str(empty), "--window", "0-1", "--torch-on", "0-0.5"],
+        capsys,
+    )
+    assert (code, err) == (2, f"identdesk: cannot read '{empty}': the file is empty\n")
+    code, _, err = run(["doc", "analyze", str(tmp_path)], capsys)
+    assert (code, err) == (
+        2,
+        f"identdesk: cannot read '{tmp_path}': it is a folder, not a file\n",
+    )
+
+
+# --- batches go on past a bad file ---------------------------------------------
+
+
+def test_mrz_read_batch_reports_bad_file_and_goes_on(tmp_path, td3_png, capsys):
+    text = tmp_path / "text.png"
+    text.write_text("hello")
+    code, out, err = run(
+        ["mrz", "read", "--json", str(td3_png), str(text), str(td3_png)], capsys
+    )
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 2
+    assert [r["found"] for r in rows] == [True, False, True]
+    assert rows[1] == {
+        "image": str(text),
+        "found": False,
+        "error": f"cannot read image '{text}': not an image",
+    }
+    assert err == f"identdesk mrz read: cannot read image '{text}': not an image\n"
+
+
+def _truth(tmp_path: Path, names: dict[str, list[str]]) -> Path:
+    entries = {n: {"mrz": True, "lines": lines} for n, lines in names.items()}
+    path = tmp_path / "truth.json"
+    path.write_text(json.dumps({"images": entries}))
+    return path
+
+
+def test_eval_mrz_bad_image_counted_apart(tmp_path, capsys):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    doc = render.draw_document("td3", seed=5)
+    cv2.imwrite(str(folder / "good.png"), doc.image)
+    write_huge_png(folder / "big.png")
+    truth = _truth(tmp_path, {"good.png": doc.mrz})
+    code, out, err = run(["eval", "mrz", str(folder), "--truth", str(truth)], capsys)
+    assert code == 1
+    assert "exactly read          1/1 = 100.0%" in out
+    assert "unreadable images     1 (named above, not counted)" in out
+    assert (
+        f"identdesk eval mrz: cannot read '{folder / 'big.png'}': image too large: "
+        "40000 x 40000, at most 1073741824 pixels\n"
+    ) in err
+
+
+def test_eval_mrz_nothing_annotated_exit_1(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "other.png"), np.zeros((50, 80, 3), np.uint8))
+    truth = _truth(tmp_path, {"good.png": ["X"]})
+    code, out, err = run(["eval", "mrz", str(tmp_path), "--truth", str(truth)], capsys)
+    assert code == 1
+    assert out == ""
+    assert "nothing to measure" in err
+
+
+# --- eval hologram --------------------------------------------------------------
+
+
+def test_eval_hologram_zero_sequences_refused(capsys):
+    args = ["eval", "hologram", "-n", "0", "--corpus-n", "0", "--tilt-n", "0"]
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert err == "identdesk: -n 0: give at least 1 sequence per variant\n"
+    assert "nan" not in out
+
+
+def test_eval_hologram_log_lines_start_on_their_own_line():
+    result = identdesk(
+        "eval", "hologram", "-n", "1", "--corpus-n", "0", "--tilt-n", "0",
+        "--seconds", "3.5", "--fps", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    logged = [line for line in result.stderr.split("\n") if " INFO " in line]
+    assert logged, result.stderr
+    assert all("eval hologram" not in line for line in logged), result.stderr
+
+
+# --- broken pipe ----------------------------------------------------------------
+
+
+def test_reader_gone_exits_quietly(td3_png):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "identdesk.cli", "mrz", "read", "--json"]
+        + [str(td3_png)] * 3,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head -0` would
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+# --- the document kind of a rendered image ---------------------------------------
+
+
+def test_render_image_kind_from_proportions(tmp_path, td3_png):
+    out = tmp_path / "o.mp4"
+    result = identdesk("doc", "render", str(out), "--image", str(td3_png),
+                       "--seconds", "3.5", "--fps", "2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (
+        "identdesk: no --document given: the image's proportions 1.421 are "
+        "nearest TD3 (1.420), rendering it as td3"
+    ) in result.stderr
+
+
+def test_render_image_kind_given_warns_on_other_proportions(tmp_path, td3_png):
+    out = tmp_path / "o.mp4"
+    args = ["--document", "id1", "--seconds", "3.5", "--fps", "2"]
+    result = identdesk("doc", "render", str(out), "--image", str(td3_png), *args)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "identdesk: warning: the image's proportions 1.421 differ from ID-1's "
+        "(1.586) by more than 8 %: it will be stretched"
+    ) in result.stderr
