@@ -38,6 +38,12 @@ BRIGHTNESS_CORR = 0.8
 HOT_SPOT_MIN = 0.045
 TILT_RESPONSE = 0.013  # colour swing (rg units) with the tilt that counts
 TILT_MIN = 0.04  # spread of the measured tilt (log side ratio) a tilt check needs
+# bands of brightness across the document that move from frame to frame (a
+# screen's refresh against the camera's rolling shutter), as the typical
+# deviation of the row brightness from the document's own: measured on rendered
+# torch-off sequences (14 each), genuine 0.0018-0.0115, flat copies 0.0017-0.055,
+# screens 0.057-0.076
+BANDS_MAX = 0.03
 
 
 def random_torch_pattern(
@@ -363,7 +369,8 @@ def check_tilt(
     """Judge optically variable features from frames filmed while the user tilts
     the document with the torch off: a diffractive area changes colour with the
     angle; a print keeps its colours. A screen replay of a genuine document also
-    changes colour with the angle: only the torch check catches that."""
+    changes colour with the angle; it is told by bands of brightness that move
+    across it (its refresh), and surely only by the torch check."""
     # TODO(tracking drift under 1 % on 360p and low-contrast frames): an outline
     # that drifts shifts the content and reads as a colour swing, so flat copies
     # can pass; `eval hologram` prints the tilt error rates.
@@ -386,6 +393,7 @@ def check_tilt(
             f"or too few frames ({len(idx)})",
         )
 
+    bands = _moving_bands(rect)
     # per cell: how much of the colour's change the tilt explains, and how far
     chroma = np.array([_chromaticity(r)[0] for r in rect])  # (T, gy, gx, 2)
     t_n = len(idx)
@@ -407,8 +415,15 @@ def check_tilt(
         "responding_cells": n_resp,
         "cells": int(responding.size),
         "max_colour_swing": round(float(2 * amp.max()), 4),
+        "moving_bands": round(bands, 4),
     }
-    if n_resp:
+    if bands > BANDS_MAX:
+        verdict, reason = (
+            "suspect",
+            f"bands of brightness move across the document (deviation {bands:.3f}, "
+            f"at most {BANDS_MAX}): a screen replay",
+        )
+    elif n_resp:
         verdict, reason = "genuine", f"{n_resp} area(s) change colour with the tilt"
     else:
         # measured: half the genuine rendered cards show too little colour swing
@@ -423,6 +438,30 @@ def check_tilt(
         "- tilt check: %s (score %.2f, %d responding cells)", verdict, strength, n_resp
     )
     return HologramResult(verdict, round(strength, 3), reason, [], figures, overlay)
+
+
+def _moving_bands(rect: list[np.ndarray]) -> float:
+    """How far the brightness of the document's rows strays from the
+    document's own from frame to frame, beyond a smooth shading across it
+    (tilt): the median over frames of the rows' deviation, as a share of the
+    frame's brightness."""
+    rows = np.array(
+        [
+            cv2.resize(
+                cv2.cvtColor(r, cv2.COLOR_BGR2GRAY),
+                (1, 64),
+                interpolation=cv2.INTER_AREA,
+            ).ravel()
+            for r in rect
+        ],
+        np.float64,
+    )
+    rows /= np.maximum(rows.mean(1, keepdims=True), 1.0)
+    resid = rows - np.median(rows, axis=0)
+    x = np.linspace(-1.0, 1.0, rows.shape[1])
+    shading = np.stack([np.ones_like(x), x, x * x], 1)
+    coef, *_ = np.linalg.lstsq(shading, resid.T, rcond=None)
+    return float(np.median((resid - (shading @ coef).T).std(1)))
 
 
 def _verdict(bright_corr: float, n_resp: int, hot_gain: float) -> tuple[str, str]:

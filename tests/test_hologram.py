@@ -75,6 +75,19 @@ def test_check_tilt_flat_copy_is_not_genuine():
     assert result.reason.startswith("no area changes colour as the document tilts")
 
 
+def test_check_tilt_screen_replay_is_suspect():
+    # the replayed card's hologram changes colour with the tilt as a real one
+    # does; the screen's refresh bands give it away
+    v = _tilt_video("screen", seed=906)
+    result = check_tilt(v.frames, v.times)
+    assert result.figures["responding_cells"] >= 1
+    assert result.verdict == "suspect"
+    assert "screen" in result.reason
+    g = _tilt_video("none", seed=906)
+    genuine = check_tilt(g.frames, g.times)
+    assert genuine.figures["moving_bands"] < result.figures["moving_bands"] / 3
+
+
 def test_check_tilt_still_document_inconclusive():
     doc = render.draw_document("id1", seed=906)
     frame, _ = render.SceneRenderer(doc, width=640, height=360, seed=906).frame(
