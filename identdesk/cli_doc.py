@@ -22,7 +22,7 @@ from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, rectify
 from media.faces import find_faces, portrait_face
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
-from media.quality import assess, best_index
+from media.quality import assess, best_index, document_figures
 
 logger = logging.getLogger(__name__)
 
@@ -223,35 +223,95 @@ def _interval(text: str, name: str) -> tuple[float, float]:
 # --- doc analyze ---------------------------------------------------------------
 
 
+# An image within 6 % of ID-1's or TD3's proportions may be a flat scan of the
+# whole document (npa_2021.png 1.584, Canada.png 1.511; a 4:3 photo, 1.333, is not)
+SCAN_TOLERANCE = math.log(1.06)
+
+
 def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
     """Everything the agent sees about one frame, as JSON-ready values."""
     out: dict[str, Any] = {"width": frame.shape[1], "height": frame.shape[0]}
     q = assess(frame)
     out["quality"] = q.to_json()
     det = q.detection
-    out["document"] = det.to_json() if det else None
     out["faces"] = [f.to_json() for f in find_faces(frame)]
-    doc = rectify(frame, det.corners, det.kind) if det else None
-    scan = _scan_kind(frame) if det is None else None
-    if scan:
-        # a scan or crop that is the document itself: no outline to find
-        doc = cv2.resize(frame, RECTIFIED_SIZE[scan], interpolation=cv2.INTER_AREA)
-        out["scan"] = scan
+    doc: np.ndarray | None
+    if _is_scan(frame, det):
+        # the image is the document itself: an outline found in it is an inner
+        # frame or print, so the MRZ, portrait and figures come from all of it
+        det = None
+        mrz = _read_mrz(frame)
+        kind = _scan_kind(frame, mrz)
+        doc = cv2.resize(frame, RECTIFIED_SIZE[kind], interpolation=cv2.INTER_AREA)
+        out["scan"] = kind
+        out["quality"] = _scan_quality(doc, q.ms)
+    else:
+        doc = rectify(frame, det.corners, det.kind) if det else None
+        mrz = _read_mrz(doc if doc is not None else frame)
+    out["document"] = det.to_json() if det else None
     portrait = portrait_face(doc) if doc is not None else None
     out["portrait"] = portrait.to_json() if portrait else None
-    out["mrz"] = _read_mrz(doc if doc is not None else frame)
+    out["mrz"] = mrz
     out["_rectified"] = doc
     return out
 
 
-def _scan_kind(image: np.ndarray) -> str | None:
-    """'id1' or 'td3' when the image has a document's proportions (within 4 %)."""
+def _is_scan(image: np.ndarray, det: Any) -> bool:
+    """True when the image has a document's proportions and no outline in it is
+    clearly a document lying inside the image: all corners in view, 60 % or more
+    of the image, and either the image's proportions (within 4 %) or a margin of
+    2 % on every side (a scan's inner frame reaches two opposite edges)."""
     h, w = image.shape[:2]
-    ratio = max(w, h) / min(w, h)
-    for kind, aspect in ASPECT.items():
-        if abs(np.log(ratio / aspect)) < 0.04 and w > h:
-            return kind
-    return None
+    ratio = w / h
+    if w <= h or min(abs(math.log(ratio / a)) for a in ASPECT.values()) > (
+        SCAN_TOLERANCE
+    ):
+        return False
+    if det is None:
+        return True
+    c = np.asarray(det.corners, np.float64)
+    margin = 0.02 * np.array([w, h])
+    in_view = bool(((c >= -margin) & (c <= [w, h] + margin)).all())
+    sides = np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)  # top, right, ...
+    outline_ratio = (sides[0] + sides[2]) / max(sides[1] + sides[3], 1e-6)
+    same_shape = abs(math.log(max(outline_ratio, 1e-6) / ratio)) < math.log(1.04)
+    framed = bool((c.min(0) >= margin).all() and (c.max(0) <= [w, h] - margin).all())
+    covers = det.area / (w * h) >= 0.6
+    return not (in_view and covers and (same_shape or framed))
+
+
+def _scan_kind(image: np.ndarray, mrz: dict[str, Any] | None) -> str:
+    """A scan's kind: from its MRZ's format when one was read (TD1 on ID-1
+    cards, TD3 on passports), else the kind nearest the image's proportions."""
+    fmt = (mrz or {}).get("format")
+    if fmt == "TD1":
+        return "id1"
+    if fmt == "TD3":
+        return "td3"
+    ratio = image.shape[1] / image.shape[0]
+    return min(ASPECT, key=lambda k: abs(math.log(ratio / ASPECT[k])))
+
+
+def _scan_quality(doc: np.ndarray, ms: float) -> dict[str, Any]:
+    """Figures of a flat scan: those of the document (it fills the image), no
+    score of a live capture and no hint to show the document."""
+    sharpness, brightness, glare = document_figures(doc)
+    note = "a flat scan: the document fills the image"
+    return {
+        "found": True,
+        "scan": True,
+        "sharpness": round(sharpness, 1),
+        "brightness": round(brightness, 1),
+        "glare": round(glare, 4),
+        "size": 1.0,
+        "visible": 1.0,
+        "score": None,
+        "hints": [],
+        "hints_en": [],
+        "hints_de": [],
+        "note": note,
+        "ms": round(ms, 1),
+    }
 
 
 def _read_mrz(image: np.ndarray) -> dict[str, Any] | None:
@@ -301,16 +361,20 @@ def _print_analysis(out: dict[str, Any]) -> None:
         print(f"  document {d['kind']} score {d['score']} visible {d['visible']}")
         print(f"  corners {d['corners']}")
     elif out.get("scan"):
-        print(f"  no outline: the image has {out['scan']} proportions, read as a scan")
+        print(
+            f"  no outline: the image is a flat scan of a whole {out['scan']} document"
+        )
     else:
         print("  document not found")
     q = out["quality"]
-    print(
-        f"  quality sharpness {q['sharpness']} brightness {q['brightness']} "
-        f"glare {q['glare']} size {q['size']} score {q['score']} ({q['ms']} ms)"
-    )
-    if q["hints"]:
-        print(f"  hints: {'; '.join(q['hints_en'])} / {'; '.join(q['hints_de'])}")
+    if q.get("scan"):
+        print(
+            f"  quality of the scan: sharpness {q['sharpness']} brightness "
+            f"{q['brightness']} glare {q['glare']} ({q['note']}; no live-capture "
+            "score)"
+        )
+    else:
+        _print_quality(q)
     print(
         f"  faces in frame: {len(out['faces'])}; portrait on document: "
         f"{'yes' if out['portrait'] else 'no'}"
@@ -320,6 +384,15 @@ def _print_analysis(out: dict[str, Any]) -> None:
         print("  MRZ: reader not available")
     else:
         print(f"  MRZ: found {m['found']} valid {m['valid']} type {m.get('type')}")
+
+
+def _print_quality(q: dict[str, Any]) -> None:
+    print(
+        f"  quality sharpness {q['sharpness']} brightness {q['brightness']} "
+        f"glare {q['glare']} size {q['size']} score {q['score']} ({q['ms']} ms)"
+    )
+    if q["hints"]:
+        print(f"  hints: {'; '.join(q['hints_en'])} / {'; '.join(q['hints_de'])}")
 
 
 # --- doc render ----------------------------------------------------------------

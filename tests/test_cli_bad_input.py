@@ -366,3 +366,98 @@ def test_render_image_kind_given_warns_on_other_proportions(tmp_path, td3_png):
         "identdesk: warning: the image's proportions 1.421 differ from ID-1's "
         "(1.586) by more than 8 %: it will be stretched"
     ) in result.stderr
+
+
+# --- flat scans: the image is the document ----------------------------------------
+
+
+def _inner_frame(kind: str, seed: int) -> np.ndarray:
+    """A drawn document with a dark printed frame around its upper left part, an
+    outline the search finds inside the scan."""
+    img = render.draw_document(kind, seed=seed).image.copy()
+    h, w = img.shape[:2]
+    top_left, bottom_right = (
+        (int(w * 0.03), int(h * 0.04)),
+        (int(w * 0.45), int(h * 0.62)),
+    )
+    cv2.rectangle(img, top_left, bottom_right, (30, 30, 30), 8)
+    return img
+
+
+def _white_border(kind: str, seed: int) -> np.ndarray:
+    """A drawn document scanned with a white strip on the left (as Canada.png)."""
+    img = render.draw_document(kind, seed=seed).image
+    h, w = img.shape[:2]
+    pad = (int(h * 0.01), int(h * 0.01), int(w * 0.08), int(w * 0.01))
+    return cv2.copyMakeBorder(img, *pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "seed"),
+    [
+        (_inner_frame, "id1", 0),
+        (_inner_frame, "id1", 2),
+        (lambda kind, seed: render.draw_document(kind, seed=seed).image, "td3", 2),
+        (_white_border, "td3", 0),
+    ],
+    ids=["id1-inner-frame-0", "id1-inner-frame-2", "td3-plain-2", "td3-white-border"],
+)
+def test_analyze_flat_scan_reads_the_whole_image(make, kind, seed):
+    from identdesk.cli_doc import analyze_frame
+
+    out = analyze_frame(make(kind, seed))
+    assert out["document"] is None
+    assert out["scan"] == kind
+    assert out["mrz"]["found"] and out["mrz"]["valid"]
+    assert out["quality"]["hints"] == [] and out["quality"]["scan"] is True
+
+
+def test_analyze_card_lying_inside_a_document_shaped_image_keeps_its_outline():
+    from identdesk.cli_doc import analyze_frame
+
+    card = render.draw_document("id1", seed=4).image
+    ch, cw = card.shape[:2]
+    width = int(cw * 1.1)
+    canvas = np.full((int(width / 1.42), width, 3), 90, np.uint8)
+    y0, x0 = (canvas.shape[0] - ch) // 2, (width - cw) // 2
+    canvas[y0 : y0 + ch, x0 : x0 + cw] = card
+    out = analyze_frame(canvas)
+    assert "scan" not in out
+    assert out["document"]["kind"] == "id1"
+    assert out["document"]["corners"][0] == pytest.approx([x0, y0], abs=3)
+
+
+def test_doc_analyze_scan_prints_scan_quality(tmp_path, capsys):
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), _inner_frame("id1", 0))
+    code, out, _ = run(["doc", "analyze", str(path)], capsys)
+    assert code == 0
+    assert "  no outline: the image is a flat scan of a whole id1 document\n" in out
+    assert "  quality of the scan: sharpness " in out
+    assert "hints:" not in out and "score 0.0" not in out
+
+
+CORPUS_SCANS = [
+    ("passporteye/testdata/100_pass-bdr.jpg", "td3", True),
+    ("ausweiskopie/npa_2021.png", "id1", False),
+    ("arg0s1080-mrz/docs/images/passports/Canada.png", "td3", True),
+]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("name", "kind", "has_mrz"), CORPUS_SCANS)
+def test_analyze_corpus_flat_scans(name, kind, has_mrz):
+    from identdesk.cli_doc import analyze_frame
+    from media.mrz_reader import read_mrz
+
+    corpus = REPO.parent / "shared" / "corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"specimen corpus not found at {corpus}")
+    image = cv2.imread(str(corpus / name), cv2.IMREAD_COLOR)
+    out = analyze_frame(image)
+    assert out["document"] is None
+    assert out["scan"] == kind
+    assert out["portrait"] is not None
+    whole = read_mrz(image).to_dict()
+    assert out["mrz"]["found"] is has_mrz
+    assert out["mrz"]["lines"] == whole["lines"]
