@@ -226,6 +226,8 @@ def _interval(text: str, name: str) -> tuple[float, float]:
 # An image within 6 % of ID-1's or TD3's proportions may be a flat scan of the
 # whole document (npa_2021.png 1.584, Canada.png 1.511; a 4:3 photo, 1.333, is not)
 SCAN_TOLERANCE = math.log(1.06)
+LYING_SCORE = 0.6
+LYING_AREA = 0.2
 
 
 def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
@@ -277,7 +279,12 @@ def _is_scan(image: np.ndarray, det: Any) -> bool:
     same_shape = abs(math.log(max(outline_ratio, 1e-6) / ratio)) < math.log(1.04)
     framed = bool((c.min(0) >= margin).all() and (c.max(0) <= [w, h] - margin).all())
     covers = det.area / (w * h) >= 0.6
-    return not (in_view and covers and (same_shape or framed))
+    # a well-supported outline clear of the edges and of a card's size is a
+    # card lying in a photo of 3:2 proportions (cards on desks: score 0.65-0.97,
+    # 22-43 % of the image; inner frames of scans 0.31-0.42, or 14 % for a
+    # drawn page's hologram patch)
+    lying = framed and det.score >= LYING_SCORE and det.area / (w * h) >= LYING_AREA
+    return not (lying or (in_view and covers and (same_shape or framed)))
 
 
 def _scan_kind(image: np.ndarray, mrz: dict[str, Any] | None) -> str:

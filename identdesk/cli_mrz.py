@@ -96,8 +96,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                     "birth_date", "sex", "expiry_date"):  # fmt: skip
             if key in fields:
                 print(f"  {key:<16} {fields[key]}")
-        verdict = "accepted" if row["accepted"] else f"refused: {row['reason']}"
-        print(f"  expired {row['expired']}  {verdict}\n")
+        verdict = "type accepted" if row["accepted"] else "refused"
+        reason = f": {row['reason']}" if row["reason"] else ""
+        print(f"  expired {row['expired']}  {verdict}{reason}\n")
 
 
 def _evaluate(
@@ -111,10 +112,10 @@ def _evaluate(
     from identdesk.cli_doc import InputError, read_image
     from media.mrz_eval import (
         EvalReport,
-        _score_one,
         list_images,
         load_truth,
         rotate_image,
+        score_one,
     )
     from media.mrz_reader import read_mrz
 
@@ -137,7 +138,7 @@ def _evaluate(
             report.ms.append((time.perf_counter() - start) * 1000)
             if rel in truth:
                 report.annotated += 1
-                _score_one(report, rel, reading.to_dict(), truth[rel])
+                score_one(report, rel, reading.to_dict(), truth[rel])
     return reports, unreadable
 
 

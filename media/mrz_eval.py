@@ -83,7 +83,7 @@ class EvalReport:
         }
 
 
-def _score_one(report: EvalReport, name: str, got: dict, truth: dict) -> None:
+def score_one(report: EvalReport, name: str, got: dict, truth: dict) -> None:
     if not truth.get("mrz"):
         if got["found"]:
             report.false_found += 1
@@ -172,7 +172,7 @@ def evaluate_rotations(
             if rel not in truth:
                 continue
             report.annotated += 1
-            _score_one(report, rel, reading.to_dict(), truth[rel])
+            score_one(report, rel, reading.to_dict(), truth[rel])
     return reports
 
 

@@ -427,6 +427,21 @@ def test_analyze_card_lying_inside_a_document_shaped_image_keeps_its_outline():
     assert out["document"]["corners"][0] == pytest.approx([x0, y0], abs=3)
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_analyze_card_on_a_desk_in_a_3_2_photo_is_not_a_scan(seed):
+    # 3:2 (1.5) lies within the scan tolerance of both ID-1 and TD3
+    from identdesk.cli_doc import analyze_frame
+    from media.document import corner_error
+
+    doc = render.draw_document("id1", seed=seed)
+    frame, truth = render.SceneRenderer(doc, width=1200, height=800, seed=seed).frame(
+        0.5, False
+    )
+    out = analyze_frame(frame)
+    assert "scan" not in out
+    assert corner_error(np.array(out["document"]["corners"]), truth) < 0.02
+
+
 def test_doc_analyze_scan_prints_scan_quality(tmp_path, capsys):
     path = tmp_path / "scan.png"
     cv2.imwrite(str(path), _inner_frame("id1", 0))
