@@ -59,7 +59,9 @@ async def test_browser_analysis_outline_snapshot_and_hologram(
         agent = await desk_page(chromium)
         await agent_login(agent, server)
         await agent.keyboard.press("n")
-        await agent.wait_for_selector("#call-view:not([hidden])")
+        # the call's set-up: signaling, ICE and DTLS of both legs (slow when
+        # the two cores are busy)
+        await agent.wait_for_selector("#call-view:not([hidden])", timeout=40_000)
         await wait_frames(agent, 5)
 
         # the live outline is drawn in frame coordinates and follows the zoom

@@ -98,7 +98,7 @@ async def test_browser_whole_path_approved(
 
     # take next (N); the phone's video plays in the console, frames decoded
     await agent.keyboard.press("n")
-    await _visible(agent, "#call-view")
+    await agent.wait_for_selector("#call-view", state="visible", timeout=40_000)
     await _visible(phone, "#step-call")
     first = await wait_frames(agent, 15)
     await wait_frames(agent, first + 10)
