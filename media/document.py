@@ -12,7 +12,7 @@ frame's outline and falls back to a search.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ from media.document_geometry import (
     visible_share,
 )
 from media.document_refine import corners_from_lines, refine, refine_lines
-from media.document_search import overshoots, search
+from media.document_search import GOOD, SAME_VIEW, overshoots, score_quads, search
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ TRACK_REACH = 0.03  # search band when tracking, share of the frame's long side
 KEEP_REFINED = 0.9
 REFINE_NEAR = 6.0
 RATIO_TOLERANCE = 0.06  # log of the proportions' deviation a tracked outline may have
+RECHECK = 3  # frames tracked between full searches
+# corner error (share of the diagonal) at which a search agrees with the outline
+# followed (a frame's motion is well under it)
+AGREE = 0.015
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Detection:
     score: float  # 0..1, edge support of the outline
     visible: float  # share of the document's area inside the frame
     completed: bool = False  # a side outside the frame was completed from proportions
+    age: int = 0  # frames followed since the last full search
 
     @property
     def area(self) -> float:
@@ -154,10 +159,44 @@ def track_document(
     frame: np.ndarray, previous: Detection | None, kind: str | None = None
 ) -> Detection | None:
     """The document in a frame that follows `previous`: its sides are searched in a
-    band around the old outline; a full search runs when they are lost."""
+    band around the old outline; a full search runs when they are lost, and
+    every RECHECK frames beside the tracking, so that a wrong first outline is
+    not followed for long: where the two disagree the better scored wins."""
     _check_frame(frame)
     if previous is None:
         return detect_document(frame, kind)
+    if previous.age < RECHECK:
+        return _track(frame, previous, kind)
+    # the search instead of the tracking; the outline followed so far is
+    # compared with the search's (a frame's motion apart) only when they differ
+    found = detect_document(frame, kind)
+    if found is not None and (
+        corner_error(found.corners, previous.corners) < AGREE
+        or _better(frame, found, previous)
+    ):
+        return found
+    tracked = _track(frame, previous, kind)
+    return None if tracked is None else replace(tracked, age=0)
+
+
+def _better(frame: np.ndarray, a: Detection, b: Detection) -> bool:
+    """Whether a fresh search's outline a should replace the tracked b: it
+    scores clearly better in the search's terms, or better and shows at least
+    as much of the frame (an inner frame such as a portrait or a hologram
+    patch can score well too)."""
+    h, w = frame.shape[:2]
+    factor = max(1, round(w / WORK_WIDTH))
+    small = cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    quads = np.stack([a.corners, b.corners]).astype(np.float64) / factor
+    cut = np.array([a.visible < 0.98, b.visible < 0.98])
+    sa, sb = score_quads(small, quads, cut)
+    larger = a.area * a.visible >= SAME_VIEW * b.area * b.visible
+    return bool(sa * GOOD > sb or (sa > sb and larger))
+
+
+def _track(
+    frame: np.ndarray, previous: Detection, kind: str | None
+) -> Detection | None:
     h, w = frame.shape[:2]
     gray = _gray(frame)
     quad = previous.corners.astype(np.float64)
@@ -186,7 +225,9 @@ def track_document(
     if not cv2.isContourConvex(corners.astype(np.float32).reshape(-1, 1, 2)):
         return detect_document(frame, kind)
     score = float(support[seen].mean())
-    return _detection(corners, doc_kind, score, completed, w, h)
+    return replace(
+        _detection(corners, doc_kind, score, completed, w, h), age=previous.age + 1
+    )
 
 
 def rectify(

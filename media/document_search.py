@@ -299,9 +299,10 @@ def _gradient(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def overshoots(small: np.ndarray, quads: np.ndarray) -> np.ndarray:
-    """For whole outlines (Q, 4, 2) in the scaled frame, the search's factor
-    0..1 that is low where a side's edge runs on past a corner in view."""
+def _quad_sides(
+    small: np.ndarray, quads: np.ndarray
+) -> tuple[Sides, tuple[np.ndarray, np.ndarray]]:
+    """Outlines (Q, 4, 2) in the scaled frame as the search's Sides."""
     gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
     grad = _gradient(gray)
     p = quads.reshape(-1, 2)
@@ -309,7 +310,20 @@ def overshoots(small: np.ndarray, quads: np.ndarray) -> np.ndarray:
     normal = _unit_normals(q - p)
     lines = np.c_[normal, np.einsum("si,si->s", normal, p)]
     on = np.arange(len(lines)).reshape(-1, 4)
-    return Sides(quads, on, Support(lines, grad)).overshoot()
+    return Sides(quads, on, Support(lines, grad)), grad
+
+
+def overshoots(small: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """For whole outlines (Q, 4, 2) in the scaled frame, the search's factor
+    0..1 that is low where a side's edge runs on past a corner in view."""
+    return _quad_sides(small, quads)[0].overshoot()
+
+
+def score_quads(small: np.ndarray, quads: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """The search's scores of outlines (Q, 4, 2) in the scaled frame; `cut`
+    marks those partly outside the frame (their proportions are not judged)."""
+    sides, grad = _quad_sides(small, quads)
+    return score_outlines(sides, grad, None, cut)[0]
 
 
 def search(small: np.ndarray, kind: str | None) -> Outline | None:

@@ -109,6 +109,24 @@ def test_track_document_follows_moving_card():
         assert corner_error(det.corners, truth) < 0.02
 
 
+def test_track_document_searches_afresh_every_few_frames():
+    # a wrong first outline must not be followed for long: after RECHECK
+    # tracked frames a full search checks the outline followed
+    from media.document import RECHECK
+
+    doc = render.draw_document("td3", seed=5)
+    scene = render.SceneRenderer(doc, seed=5)
+    det = None
+    ages = []
+    for j in range(2 * RECHECK + 3):
+        frame, truth = scene.frame(0.5 + j / 30, False)
+        det = track_document(frame, det)
+        assert det is not None and corner_error(det.corners, truth) < 0.02
+        ages.append(det.age)
+    cycle = list(range(RECHECK + 1))
+    assert ages == (cycle * 3)[: len(ages)]
+
+
 def test_track_document_lost_document_gives_none():
     doc = render.draw_document("id1", seed=3)
     frame, _ = render.SceneRenderer(doc, seed=3).frame(0.5, False)
