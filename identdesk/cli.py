@@ -6,8 +6,10 @@ import argparse
 import importlib
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # One thread per numeric library: calls and image jobs already run side by side,
@@ -98,6 +100,104 @@ def progress(text: str) -> None:
 def end_progress() -> None:
     """End the progress line, if one is shown."""
     _Progress.end()
+
+
+# --- bad input: one plain line and exit 2 -------------------------------------
+
+
+class InputError(Exception):
+    """A file that cannot be read; the command exits 2 with this message."""
+
+
+class TimesParser(argparse.ArgumentParser):
+    """argparse reads `--window -1-5` as a missing value: say how to pass it."""
+
+    def error(self, message: str) -> Any:
+        for option in ("--window", "--torch-on"):
+            if f"argument {option}: expected one argument" in message:
+                message += (
+                    f" (times start at 0 s; a value beginning with '-' is given "
+                    f"as {option}=VALUE)"
+                )
+        super().error(message)
+
+
+def guard(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InputError as exc:
+            print(f"identdesk: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            # a file that changed under us between the checks and the use
+            print(f"identdesk: {exc.filename!r}: {os_reason(exc)}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def os_reason(exc: OSError) -> str:
+    """An OSError in plain words: "permission denied", "no such file", ..."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return "no such file"
+    return (exc.strerror or str(exc)).lower()
+
+
+def file_problem(path: str) -> str | None:
+    """Why `path` cannot be an input file, in plain words; None when it can."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return os_reason(exc)
+    if stat.S_ISDIR(st.st_mode):
+        return "it is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"  # a FIFO or device: opening it may block
+    if st.st_size == 0:
+        return "the file is empty"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return os_reason(exc)
+    return None
+
+
+def write_problem(path: str | Path) -> str | None:
+    """Why a new file cannot be written at `path`, in plain words; None when it
+    seems it can (the writer's own error still counts)."""
+    p = Path(path)
+    if p.is_dir():
+        return "it is a folder"
+    parent = p.resolve().parent
+    if not parent.is_dir():
+        return f"no such folder {str(parent)!r}"
+    if not os.access(parent, os.W_OK):
+        return "permission denied"
+    return None
+
+
+def write_image(path: str | Path, image: Any) -> None:
+    """Write a PNG or JPEG; InputError when it is not written."""
+    import cv2
+
+    problem = write_problem(path)
+    try:
+        written = problem is None and cv2.imwrite(str(path), image)
+    except cv2.error:
+        written = False
+    if not written:
+        raise InputError(f"cannot write {str(path)!r}: {problem or 'write failed'}")
+
+
+def remove_file(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # not ours to remove (a folder), or not removable: leave it
 
 
 def _without_client_address(record: logging.LogRecord) -> bool:

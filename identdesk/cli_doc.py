@@ -8,7 +8,6 @@ import json
 import logging
 import math
 import os
-import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,25 +16,38 @@ from typing import Any
 import cv2
 import numpy as np
 
-from identdesk.cli import end_progress, progress
+from identdesk.cli import (
+    InputError,
+    TimesParser,
+    end_progress,
+    guard,
+    os_reason,
+    progress,
+    remove_file,
+    write_image,
+    write_problem,
+)
+from identdesk.cli import file_problem as _file_problem
 from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, rectify
 from media.faces import find_faces, portrait_face
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
 from media.quality import assess, best_index, document_figures
+from media.render import image_size, image_truncated
 
 logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi"}
 
 
-class InputError(Exception):
-    """A file that cannot be read; the command exits 2 with this message."""
-
-
 def register(commands: Any) -> None:
     doc = commands.add("doc", "document tools: analyze a frame, render test videos")
-    sub = doc.add_subparsers(dest="doc_command", metavar="SUBCOMMAND", required=True)
+    sub = doc.add_subparsers(
+        dest="doc_command",
+        metavar="SUBCOMMAND",
+        required=True,
+        parser_class=TimesParser,
+    )
     p = sub.add_parser(
         "analyze",
         help="corners, quality, faces and MRZ of an image "
@@ -71,7 +83,10 @@ def register(commands: Any) -> None:
 
     holo = commands.add("hologram", "torch-driven hologram check")
     hsub = holo.add_subparsers(
-        dest="hologram_command", metavar="SUBCOMMAND", required=True
+        dest="hologram_command",
+        metavar="SUBCOMMAND",
+        required=True,
+        parser_class=TimesParser,
     )
     p = hsub.add_parser("check", help="judge a video filmed under a torch pattern")
     p.add_argument("video", metavar="VIDEO")
@@ -88,29 +103,6 @@ def register(commands: Any) -> None:
     p.set_defaults(func=guard(cmd_hologram_check))
 
 
-def guard(handler: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except InputError as exc:
-            print(f"identdesk: {exc}", file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _file_problem(path: str) -> str | None:
-    """Why `path` cannot be an input file, in plain words; None when it can."""
-    p = Path(path)
-    if p.is_dir():
-        return "it is a folder, not a file"
-    if not p.is_file():
-        return "no such file"
-    if p.stat().st_size == 0:
-        return "the file is empty"
-    return None
-
-
 def pixel_limit() -> int:
     """The most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2**30 unless
     OPENCV_IO_MAX_IMAGE_PIXELS says otherwise)."""
@@ -120,36 +112,15 @@ def pixel_limit() -> int:
         return 1 << 30
 
 
-# JPEG start-of-frame markers (ITU T.81 table B.1): C0-CF but DHT, JPG and DAC
-_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """Width and height from a PNG or JPEG header, without decoding the image."""
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) == 24:
-            w, h = struct.unpack(">II", head[16:24])
-            return w, h
-        if not head.startswith(b"\xff\xd8"):
-            return None
-        f.seek(2)
-        while (marker := f.read(2))[:1] == b"\xff" and len(marker) == 2:
-            size = f.read(2)
-            if len(size) < 2:
-                return None
-            if marker[1] in _SOF:
-                h, w = struct.unpack(">xHH", f.read(5))
-                return w, h
-            f.seek(struct.unpack(">H", size)[0] - 2, 1)
-    return None
-
-
 def read_image(path: str) -> np.ndarray:
     """The image at `path` (BGR); InputError says in plain words why not."""
     problem = _file_problem(path)
     if problem:
         raise InputError(f"cannot read {path!r}: {problem}")
+    if image_truncated(path):
+        # checked before decoding: libpng and libjpeg would warn on stderr and
+        # return the part they could read
+        raise InputError(f"cannot read {path!r}: the image is truncated")
     size, limit = image_size(path), pixel_limit()
     if size and size[0] * size[1] > limit:
         raise InputError(
@@ -204,10 +175,14 @@ def _check_intervals(
 
 
 def _intervals(text: str, name: str) -> list[tuple[float, float]]:
+    """The intervals in `text`, at least one, sorted by start."""
     try:
-        return render.parse_intervals(text)
+        found = render.parse_intervals(text)
     except ValueError as exc:
         raise InputError(f"{name}: {exc}") from None
+    if not found:
+        raise InputError(f"{name} {text!r}: give at least one interval START-END")
+    return sorted(found)
 
 
 def _interval(text: str, name: str) -> tuple[float, float]:
@@ -272,6 +247,8 @@ def _is_scan(image: np.ndarray, det: Any) -> bool:
     if det is None:
         return True
     c = np.asarray(det.corners, np.float64)
+    if _on_border(c, w, h):
+        return True
     margin = 0.02 * np.array([w, h])
     in_view = bool(((c >= -margin) & (c <= [w, h] + margin)).all())
     sides = np.linalg.norm(c - np.roll(c, -1, axis=0), axis=1)  # top, right, ...
@@ -285,6 +262,19 @@ def _is_scan(image: np.ndarray, det: Any) -> bool:
     # drawn page's hologram patch)
     lying = framed and det.score >= LYING_SCORE and det.area / (w * h) >= LYING_AREA
     return not (lying or (in_view and covers and (same_shape or framed)))
+
+
+# corners this near the image's edges (a share of its width and height) trace the
+# image's own border: Japan.png's outline lies 2 px inside a 397x266 scan
+BORDER = 0.03
+
+
+def _on_border(corners: np.ndarray, w: int, h: int) -> bool:
+    """True when each corner (TL, TR, BR, BL) lies within BORDER of its own two
+    edges of the image."""
+    size = np.array([w, h], np.float64)
+    edges = np.array([[0, 0], [1, 0], [1, 1], [0, 1]]) * size
+    return bool((np.abs(corners - edges) <= BORDER * size).all())
 
 
 def _scan_kind(image: np.ndarray, mrz: dict[str, Any] | None) -> str:
@@ -331,6 +321,8 @@ def _read_mrz(image: np.ndarray) -> dict[str, Any] | None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     path = args.path
+    if args.save and Path(args.save).exists() and not Path(args.save).is_dir():
+        raise InputError(f"--save {args.save!r}: it is a file, not a folder")
     frame_info: dict[str, Any] = {}
     if Path(path).suffix.lower() in VIDEO_SUFFIXES:
         frames, times = _read_video(path)
@@ -349,13 +341,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     doc = out.pop("_rectified")
     out = {"path": path, **frame_info, **out}
     if args.save and doc is not None:
-        Path(args.save).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(Path(args.save) / "rectified.png"), doc)
+        _save_image(Path(args.save), "rectified.png", doc)
     if args.json:
         print(json.dumps(out))
         return 0
     _print_analysis(out)
     return 0
+
+
+def _save_image(folder: Path, name: str, image: np.ndarray) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to {str(folder)!r}: {os_reason(exc)}") from None
+    write_image(folder / name, image)
 
 
 def _print_analysis(out: dict[str, Any]) -> None:
@@ -423,6 +422,7 @@ def _check_length(seconds: float, fps: float) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     width, height = (1280, 720) if args.resolution == "720p" else (1920, 1080)
     _check_length(args.seconds, args.fps)
+    check_seed(args.seed)
     out = Path(args.out)
     if not out.resolve().parent.is_dir():
         raise InputError(
@@ -430,6 +430,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
     if out.suffix.lower() not in render.VIDEO_CODECS:
         raise InputError(f"unsupported video file {out.name!r}: use .mp4, .mkv, .webm")
+    problem = write_problem(out)
+    if problem:
+        raise InputError(f"cannot write {args.out!r}: {problem}")
     if args.image:
         image = read_image(args.image)
         doc = render.document_from_image(image, _image_kind(image, args.document))
@@ -454,14 +457,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     count = int(round(args.seconds * args.fps))
     try:
         render.write_video(out, _frames(scene, count, args.fps, torch_on), args.fps)
+    except OSError as exc:  # av.error.PermissionError and the like are OSErrors
+        remove_file(out)
+        raise InputError(f"cannot write {args.out!r}: {os_reason(exc)}") from None
     except BaseException:
-        out.unlink(missing_ok=True)  # no half-written video left behind
+        remove_file(out)  # no half-written video left behind
         raise
     on = ",".join(f"{a:g}-{b:g}" for a, b in torch_on)
     print(
         f"wrote {args.out}: {count} frames {width}x{height} {args.attack} torch-on {on}"
     )
     return 0
+
+
+def check_seed(seed: int) -> None:
+    """Seeds feed numpy's generators, which take integers from 0."""
+    if seed < 0:
+        raise InputError(f"--seed {seed}: give 0 or more")
 
 
 def _frames(
@@ -481,12 +493,22 @@ def _frames(
 
 def _image_kind(image: np.ndarray, given: str | None) -> str:
     """The document kind to render an image as: the one given (with a warning when
-    the image's proportions differ from it by more than 8 %), else the one whose
-    proportions are nearer the image's."""
+    the image's proportions differ from it by more than 8 %), else the one its
+    MRZ's format names (TD1: id1, TD3: td3), else the one whose proportions are
+    nearer the image's."""
     h, w = image.shape[:2]
     ratio = max(w, h) / min(w, h)
     off = {k: abs(math.log(ratio / a)) for k, a in ASPECT.items()}
     names = {"id1": "ID-1", "td3": "TD3"}
+    fmt = (_read_mrz(image) or {}).get("format") if given is None else None
+    if fmt in ("TD1", "TD3"):
+        kind = "id1" if fmt == "TD1" else "td3"
+        print(
+            f"identdesk: no --document given: the image's MRZ is {fmt}, rendering "
+            f"it as {kind}",
+            file=sys.stderr,
+        )
+        return kind
     if given is None:
         kind = min(off, key=lambda k: off[k])
         print(
@@ -512,12 +534,22 @@ def _image_kind(image: np.ndarray, given: str | None) -> str:
 MIN_HOLOGRAM_FRAMES = 6
 
 
+def _check_overlay(path: str) -> None:
+    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"--overlay {path!r}: give a .png or .jpg file")
+    problem = write_problem(path)
+    if problem:
+        raise InputError(f"cannot write {path!r}: {problem}")
+
+
 def cmd_hologram_check(args: argparse.Namespace) -> int:
     start, end = _interval(args.window, "--window")
-    if args.tilt == bool(args.torch_on):
+    if args.tilt == (args.torch_on is not None):
         raise InputError("give either --torch-on A-B[,C-D...] or --tilt")
-    torch_on = _intervals(args.torch_on or "", "--torch-on")
+    torch_on = [] if args.tilt else _intervals(args.torch_on, "--torch-on")
     _check_intervals(torch_on, start, end, "--torch-on")
+    if args.overlay:
+        _check_overlay(args.overlay)
     frames, times = _read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES)
     step = float(np.median(np.diff(times)))
     if end > times[-1] + 1.5 * step:
@@ -530,7 +562,13 @@ def cmd_hologram_check(args: argparse.Namespace) -> int:
     else:
         result = check_hologram(frames, times, torch_on, kind=args.document)
     if args.overlay and result.overlay is not None:
-        cv2.imwrite(args.overlay, result.overlay)
+        write_image(args.overlay, result.overlay)
+    elif args.overlay:
+        print(
+            f"identdesk: no response image to write to {args.overlay!r}: "
+            f"{result.reason}",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result.to_json()))
         return 0

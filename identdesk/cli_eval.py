@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from identdesk.cli import end_progress
-from identdesk.cli_doc import InputError, guard, progress, read_image
+from identdesk.cli_doc import InputError, check_seed, guard, progress, read_image
 from media import render
 from media.document import corner_error, detect_document
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
@@ -213,7 +213,22 @@ def _load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def _check_doc_args(args: argparse.Namespace) -> None:
+    if args.scenes < 1:
+        raise InputError(f"-n {args.scenes}: give at least 1 scene")
+    if args.frames < 1:
+        raise InputError(f"--frames {args.frames}: give at least 1 frame per scene")
+    for name, value in (
+        ("--track-frames", args.track_frames),
+        ("--corpus-scenes", args.corpus_scenes),
+    ):
+        if value < 0:
+            raise InputError(f"{name} {value}: give 0 (none) or more")
+    check_seed(args.seed)
+
+
 def cmd_eval_doc(args: argparse.Namespace) -> int:
+    _check_doc_args(args)
     docs = [
         render.draw_document("id1", seed=args.seed),
         render.draw_document("td3", seed=args.seed + 1),
@@ -239,11 +254,11 @@ def cmd_eval_doc(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    _print_doc_eval(out)
+    _print_doc_eval(out, args.corpus_scenes)
     return 0
 
 
-def _print_doc_eval(out: dict[str, Any]) -> None:
+def _print_doc_eval(out: dict[str, Any], corpus_scenes: int) -> None:
     def line(name: str, f: dict[str, Any]) -> None:
         print(
             f"  {name:30s} frames {f['frames']:4d}  detected {f['detected']:6.1%}  "
@@ -255,7 +270,11 @@ def _print_doc_eval(out: dict[str, Any]) -> None:
     for key in ("synthetic", "corpus_rendered"):
         f = out.get(key)
         if not f:
-            print(f"{key}: corpus not present")
+            print(
+                "corpus scenes: none asked for (--corpus-scenes 0)"
+                if not corpus_scenes
+                else f"{key}: corpus not present"
+            )
             continue
         print(f"{key}: bar = within 2% of the diagonal on >= 95% of frames")
         line("search, bar frames", f)
@@ -267,6 +286,9 @@ def _print_doc_eval(out: dict[str, Any]) -> None:
         if m["told_partly_outside"] is not None:
             print(f"  {'':30s} told 'partly outside': {m['told_partly_outside']:.1%}")
         t = f["tracked"]
+        if not t["frames"]:
+            print("  live loop (tracked): none asked for (--track-frames 0)")
+            continue
         line("live loop (tracked), bar frames", t)
         line("  whole document in frame", t["in_frame"])
         line("  2-3 corners in view", t["partly_out"])
@@ -333,6 +355,7 @@ def _check_hologram_args(args: argparse.Namespace) -> None:
     for name, value in (("--corpus-n", args.corpus_n), ("--tilt-n", args.tilt_n)):
         if value < 0:
             raise InputError(f"{name} {value}: give 0 (none) or more")
+    check_seed(args.seed)
     if not (math.isfinite(args.fps) and 1 <= args.fps <= 60):
         raise InputError(f"--fps {args.fps:g}: give 1 to 60 frames per second")
     if not (math.isfinite(args.seconds) and 0 < args.seconds <= 60):

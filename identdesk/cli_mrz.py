@@ -101,8 +101,50 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print(f"  expired {row['expired']}  {verdict}{reason}\n")
 
 
+def _folder_problem(root: Path) -> str | None:
+    """Why `root` cannot be the folder of images, in plain words; None if it can."""
+    from identdesk.cli import os_reason
+
+    if root.is_file():
+        return f"{str(root)!r} is a file, not a folder of images"
+    try:
+        with os.scandir(root):
+            pass
+    except OSError as exc:
+        reason = os_reason(exc).replace("no such file", "no such folder")
+        return f"cannot read folder {str(root)!r}: {reason}"
+    return None
+
+
+def _truth_problem(path: Path) -> str | None:
+    from identdesk.cli import file_problem
+
+    problem = file_problem(str(path))
+    if problem == "no such file":
+        return f"no annotation file {str(path)!r}"
+    return f"cannot read annotation file {str(path)!r}: {problem}" if problem else None
+
+
+def _load_truth(path: Path) -> dict[str, Any] | str:
+    """The annotations in `path`, or in plain words why they cannot be read."""
+    from identdesk.cli import os_reason
+    from media.mrz_eval import load_truth
+
+    where = f"cannot read annotation file {str(path)!r}"
+    try:
+        truth = load_truth(path)
+    except OSError as exc:
+        return f"{where}: {os_reason(exc)}"
+    except (ValueError, KeyError, TypeError):
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return f'{where}: not JSON of the form {{"images": {{...}}}}'
+    if not isinstance(truth, dict):
+        return f'{where}: not JSON of the form {{"images": {{...}}}}'
+    return truth
+
+
 def _evaluate(
-    root: Path, truth_path: Path, rotations: list[float]
+    root: Path, truth: dict[str, Any], rotations: list[float]
 ) -> tuple[dict[float, Any], list[str]]:
     """media.mrz_eval's figures per angle, and the images that could not be read
     (each named with the reason; the others are still evaluated)."""
@@ -110,16 +152,9 @@ def _evaluate(
 
     from identdesk.cli import progress
     from identdesk.cli_doc import InputError, read_image
-    from media.mrz_eval import (
-        EvalReport,
-        list_images,
-        load_truth,
-        rotate_image,
-        score_one,
-    )
+    from media.mrz_eval import EvalReport, list_images, rotate_image, score_one
     from media.mrz_reader import read_mrz
 
-    truth = load_truth(truth_path)
     reports = {r: EvalReport() for r in rotations}
     paths, unreadable = list_images(root), []
     for i, path in enumerate(paths):
@@ -145,12 +180,14 @@ def _evaluate(
 def cmd_eval(args: argparse.Namespace) -> int:
     from identdesk.cli import end_progress
 
-    root, truth = Path(args.dir), Path(args.truth)
-    if not root.is_dir():
-        print(f"identdesk eval mrz: no such folder {str(root)!r}", file=sys.stderr)
+    root, truth_path = Path(args.dir), Path(args.truth)
+    problem = _folder_problem(root) or _truth_problem(truth_path)
+    if problem:
+        print(f"identdesk eval mrz: {problem}", file=sys.stderr)
         return 2
-    if not truth.is_file():
-        print(f"identdesk eval mrz: no annotation file {str(truth)!r}", file=sys.stderr)
+    truth = _load_truth(truth_path)
+    if isinstance(truth, str):
+        print(f"identdesk eval mrz: {truth}", file=sys.stderr)
         return 2
 
     rotations = args.rotate or [0.0]
@@ -161,7 +198,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not reports[rotations[0]].annotated:
         print(
             f"identdesk eval mrz: none of the images under {str(root)!r} is in "
-            f"the annotation file {str(truth)!r}: nothing to measure",
+            f"the annotation file {str(truth_path)!r}: nothing to measure",
             file=sys.stderr,
         )
         return 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,6 +44,8 @@ __all__ = [
     "document_from_image",
     "draw_document",
     "draw_portrait",
+    "image_size",
+    "image_truncated",
     "lit_at",
     "parse_intervals",
     "read_video",
@@ -354,12 +357,16 @@ def parse_intervals(text: str) -> list[tuple[float, float]]:
         part = part.strip()
         if not part:
             continue
+        if part.startswith("-"):
+            raise ValueError(f"bad interval {part!r}: times start at 0 s")
         try:
             a, b = (float(v) for v in part.split("-"))
         except ValueError:
             raise ValueError(f"bad interval {part!r}: expected START-END") from None
         if b <= a:
             raise ValueError(f"bad interval {part!r}: END must be after START")
+        if a < 0:
+            raise ValueError(f"bad interval {part!r}: times start at 0 s")
         out.append((a, b))
     return out
 
@@ -490,3 +497,53 @@ def read_video(
 # FFmpeg's demuxers for single images (`ffmpeg -formats`): image2 and *_pipe
 _STILL_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe",
                   "tiff_pipe"}  # fmt: skip
+
+
+# --- image files -------------------------------------------------------------
+
+# JPEG start-of-frame markers (ITU T.81 table B.1): C0-CF but DHT, JPG and DAC
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """Width and height from a PNG or JPEG header, without decoding the image."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head.startswith(_PNG_SIGNATURE) and len(head) == 24:
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h
+        if not head.startswith(b"\xff\xd8"):
+            return None
+        f.seek(2)
+        while (marker := f.read(2))[:1] == b"\xff" and len(marker) == 2:
+            size = f.read(2)
+            if len(size) < 2:
+                return None
+            if marker[1] in _SOF:
+                h, w = struct.unpack(">xHH", f.read(5))
+                return w, h
+            f.seek(struct.unpack(">H", size)[0] - 2, 1)
+    return None
+
+
+# how far from the end a PNG's IEND chunk or a JPEG's end-of-image marker may lie
+# (a corpus passport carries 1.4 kB after its end-of-image marker)
+_TAIL = 4096
+
+
+def image_truncated(path: str | Path) -> bool:
+    """True when a PNG lacks its IEND chunk or a JPEG its end-of-image marker
+    (FF D9) near the end: the file was cut short. Other formats: False."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - _TAIL))
+        tail = f.read()
+    if head.startswith(_PNG_SIGNATURE):
+        return b"IEND" not in tail
+    if head.startswith(b"\xff\xd8"):
+        # entropy-coded data never holds FF D9 (an FF there is followed by 00 or
+        # a restart marker), so the marker in the tail is the image's end
+        return b"\xff\xd9" not in tail
+    return False

@@ -5,6 +5,8 @@ user's mistake."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -346,14 +348,30 @@ def test_reader_gone_exits_quietly(td3_png):
 # --- the document kind of a rendered image ---------------------------------------
 
 
-def test_render_image_kind_from_proportions(tmp_path, td3_png):
-    out = tmp_path / "o.mp4"
-    result = identdesk("doc", "render", str(out), "--image", str(td3_png),
-                       "--seconds", "3.5", "--fps", "2")  # fmt: skip
+def test_render_image_kind_from_proportions(tmp_path):
+    blank = tmp_path / "blank.png"  # TD3's proportions and no MRZ
+    cv2.imwrite(str(blank), np.full((500, 710, 3), 200, np.uint8))
+    result = identdesk("doc", "render", str(tmp_path / "o.mp4"), "--image",
+                       str(blank), "--seconds", "3.5", "--fps", "2")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (
-        "identdesk: no --document given: the image's proportions 1.421 are "
+        "identdesk: no --document given: the image's proportions 1.420 are "
         "nearest TD3 (1.420), rendering it as td3"
+    ) in result.stderr
+
+
+def test_render_image_kind_from_its_mrz(tmp_path):
+    # a TD3 page scanned with margins to ID-1's proportions (as Canada.png, 1.511)
+    page = render.draw_document("td3", seed=5).image
+    pad = int(page.shape[1] * 0.12)
+    wide = cv2.copyMakeBorder(page, 0, 0, pad, 0, cv2.BORDER_CONSTANT, value=(255,) * 3)
+    cv2.imwrite(str(tmp_path / "wide.png"), wide)
+    out, image = str(tmp_path / "o.mp4"), str(tmp_path / "wide.png")
+    args = ["--seconds", "3.5", "--fps", "2"]
+    result = identdesk("doc", "render", out, "--image", image, *args)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "identdesk: no --document given: the image's MRZ is TD3, rendering it as td3"
     ) in result.stderr
 
 
@@ -456,6 +474,8 @@ CORPUS_SCANS = [
     ("passporteye/testdata/100_pass-bdr.jpg", "td3", True),
     ("ausweiskopie/npa_2021.png", "id1", False),
     ("arg0s1080-mrz/docs/images/passports/Canada.png", "td3", True),
+    # an outline 2 px inside the image's edges is the scan's own border
+    ("arg0s1080-mrz/docs/images/passports/Japan.png", "td3", True),
 ]
 
 
@@ -476,3 +496,178 @@ def test_analyze_corpus_flat_scans(name, kind, has_mrz):
     whole = read_mrz(image).to_dict()
     assert out["mrz"]["found"] is has_mrz
     assert out["mrz"]["lines"] == whole["lines"]
+
+
+# --- files that cannot be read or written --------------------------------------
+
+# root reads and writes through mode 000: the child drops the capabilities
+NO_DAC = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+          "--bounding-set=-dac_override,-dac_read_search"]  # fmt: skip
+
+
+def unprivileged(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root and setpriv is missing: mode 000 is no bar")
+        prefix = NO_DAC
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "identdesk.cli", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def locked(tmp_path, td3_png):
+    """noread.png (mode 000), shut/x.png (in a folder of mode 000), noperm/
+    (a folder of mode 555) and ok.png beside them."""
+    (tmp_path / "ok.png").write_bytes(td3_png.read_bytes())
+    (tmp_path / "noread.png").write_bytes(td3_png.read_bytes())
+    (tmp_path / "noread.png").chmod(0)
+    for name, mode in (("shut", 0), ("noperm", 0o555)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.png").write_bytes(td3_png.read_bytes())
+        (tmp_path / name).chmod(mode)
+    yield tmp_path
+    for name in ("shut", "noperm"):
+        (tmp_path / name).chmod(0o755)
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["doc", "analyze", "noread.png"], "cannot read 'noread.png': permission"),
+        (["doc", "analyze", "shut/x.png"], "cannot read 'shut/x.png': permission"),
+        (["doc", "render", "o.mp4", "--image", "noread.png"], "cannot read 'noread"),
+        (["eval", "doc", "--specimen", "noread.png:id1"], "cannot read 'noread.png'"),
+        (["eval", "mrz", ".", "--truth", "noread.png"], "file 'noread.png': permis"),
+        (["eval", "mrz", "shut"], "cannot read folder 'shut': permission denied"),
+        (["doc", "render", "noperm/r.mp4"], "cannot write 'noperm/r.mp4': permission"),
+        (["doc", "analyze", "ok.png", "--save", "noperm/o"], "write to 'noperm/o': p"),
+    ],
+)
+def test_unreadable_or_unwritable_one_line_exit_2(locked, command, message):
+    result = unprivileged(*command, cwd=locked)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert not (locked / "noperm" / "r.mp4").exists()
+
+
+def test_mrz_read_unreadable_image_gets_an_error_entry(locked):
+    result = unprivileged("mrz", "read", "--json", "noread.png", "ok.png", cwd=locked)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 2
+    assert rows[0]["error"] == "cannot read image 'noread.png': permission denied"
+    assert rows[1]["found"] is True
+
+
+HOLO = ["hologram", "check", "{video}", "--window", "0-2"]
+SAVE = ["doc", "analyze", "{png}", "--save"]
+TRUTH = ["eval", "mrz", "{tmp}", "--truth", "{tmp}/text.jpg"]
+EVAL_MRZ = "identdesk eval mrz: "
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["doc", "analyze", "{tmp}/pipe.png"], "cannot read '{tmp}/pipe.png': not a "
+         "regular file"),
+        (["doc", "analyze", "{png}/x.png"], "cannot read '{png}/x.png': no such file"),
+        ([*SAVE, "{png}"], "--save '{png}': it is a file, not a folder"),
+        ([*HOLO, "--torch-on", "1-2", "--overlay", "o.xyz"], "--overlay 'o.xyz': "
+         "give a .png or .jpg file"),
+        ([*HOLO, "--torch-on", "1-2", "--overlay", "{tmp}/no/x.png"], "cannot write "
+         "'{tmp}/no/x.png': no such folder '{tmp}/no'"),
+        ([*HOLO, "--torch-on", "1-2", "--overlay", "{tmp}/d.png"], "cannot write "
+         "'{tmp}/d.png': it is a folder"),
+        (["doc", "render", "{tmp}/r.mp4", "--seed=-1"], "--seed -1: give 0 or more"),
+        (["eval", "doc", "--seed=-1"], "--seed -1: give 0 or more"),
+        (["eval", "hologram", "--seed=-1"], "--seed -1: give 0 or more"),
+        (["eval", "doc", "-n", "0"], "-n 0: give at least 1 scene"),
+        (["eval", "doc", "-n=-1"], "-n -1: give at least 1 scene"),
+        (["eval", "doc", "--frames", "0"], "--frames 0: give at least 1 frame per "
+         "scene"),
+        (["eval", "doc", "--track-frames=-1"], "--track-frames -1: give 0 (none) or "
+         "more"),
+        (["doc", "render", "{tmp}/r.mp4", "--torch-on", ",,"], "--torch-on ',,': give "
+         "at least one interval START-END"),
+        ([*HOLO, "--torch-on", ",,"], "--torch-on ',,': give at least one interval "
+         "START-END"),
+        ([*HOLO[:3], "--window=-1-5", "--torch-on", "1-2"], "--window: bad interval "
+         "'-1-5': times start at 0 s"),
+        (["eval", "mrz", "{png}"], EVAL_MRZ + "'{png}' is a file, not a folder of "
+         "images"),
+        (TRUTH, EVAL_MRZ + "cannot read annotation file '{tmp}/text.jpg': not JSON "
+         'of the form {{"images": {{...}}}}'),
+    ],
+)  # fmt: skip
+def test_bad_input_one_line(tmp_path, td3_png, video, capsys, command, line):
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would wait for a writer
+    (tmp_path / "d.png").mkdir()
+    (tmp_path / "text.jpg").write_text("hello")
+    names = {"tmp": tmp_path, "png": td3_png, "video": video}
+    code, out, err = run([a.format(**names) for a in command], capsys)
+    if not line.startswith(EVAL_MRZ):
+        line = "identdesk: " + line
+    assert (code, out, err) == (2, "", line.format(**names) + "\n")
+    assert not (tmp_path / "r.mp4").exists()
+
+
+def test_hologram_check_overlay_without_a_response_image(video, tmp_path, capsys):
+    args = [*HOLO, "--torch-on", "0.5-1", "--overlay", str(tmp_path / "r.png")]
+    code, _, err = run([a.format(video=video) for a in args], capsys)
+    assert code == 0 and not (tmp_path / "r.png").exists()  # too few lit frames
+    assert err.startswith(f"identdesk: no response image to write to '{tmp_path}/r")
+
+
+def test_eval_doc_no_corpus_scenes_asked_for(capsys):
+    args = ["eval", "doc", "-n", "1", "--frames", "1", "--track-frames", "0"]
+    code, out, _ = run([*args, "--corpus-scenes", "0"], capsys)
+    assert code == 0
+    assert "corpus scenes: none asked for (--corpus-scenes 0)" in out
+    assert "corpus not present" not in out and "live loop (tracked): none" in out
+
+
+# --- truncated images ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_image_refused(tmp_path, td3_png, suffix):
+    # checked before decoding: no libpng or libjpeg warning on stderr either
+    _, buf = cv2.imencode(suffix, cv2.imread(str(td3_png)))
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(buf.tobytes()[: len(buf) // 2])
+    out = str(tmp_path / "o.mp4")
+    for args in (
+        ["doc", "analyze", str(cut)],
+        ["doc", "render", out, "--image", str(cut)],
+    ):
+        result = identdesk(*args)
+        assert (result.returncode, result.stderr) == (
+            2, f"identdesk: cannot read '{cut}': the image is truncated\n"
+        )  # fmt: skip
+    result = identdesk("mrz", "read", "--json", str(cut))
+    assert result.returncode == 2
+    error = f"cannot read image '{cut}': the image is truncated"
+    assert json.loads(result.stdout)["error"] == error
+
+
+# --- hologram check's times --------------------------------------------------
+
+
+def test_hologram_check_torch_on_in_any_order(video, capsys):
+    check = ["hologram", "check", str(video), "--window", "0-2", "--json"]
+    code, ordered, _ = run([*check, "--torch-on", "0.2-0.5,1-1.5"], capsys)
+    assert code == 0
+    assert run([*check, "--torch-on", "1-1.5,0.2-0.5"], capsys) == (0, ordered, "")
+
+
+def test_hologram_check_negative_window_hint(video, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["hologram", "check", str(video), "--window", "-1-5", "--torch-on", "1-2"])
+    assert exit_.value.code == 2
+    assert (
+        "(times start at 0 s; a value beginning with '-' is given as --window=VALUE)"
+        in capsys.readouterr().err
+    )
