@@ -44,6 +44,7 @@ TILT_MIN = 0.04  # spread of the measured tilt (log side ratio) a tilt check nee
 # torch-off sequences (14 each), genuine 0.0018-0.0115, flat copies 0.0017-0.055,
 # screens 0.057-0.076
 BANDS_MAX = 0.03
+ALIGN_MAX = 0.1  # largest shift (share of the side) a rectified frame is moved by
 
 
 def random_torch_pattern(
@@ -376,7 +377,7 @@ def check_tilt(
     # can pass; `eval hologram` prints the tilt error rates.
     rect_or_none, corners_or_none, doc_kind = _follow(frames, kind)
     idx = [i for i, r in enumerate(rect_or_none) if r is not None]
-    rect = [r for r in rect_or_none if r is not None]
+    rect = _aligned([r for r in rect_or_none if r is not None])
     corners = [c for c in corners_or_none if c is not None]
     share = len(idx) / max(len(rect_or_none), 1)
     if share < 0.5:
@@ -438,6 +439,28 @@ def check_tilt(
         "- tilt check: %s (score %.2f, %d responding cells)", verdict, strength, n_resp
     )
     return HologramResult(verdict, round(strength, 3), reason, [], figures, overlay)
+
+
+def _aligned(rect: list[np.ndarray]) -> list[np.ndarray]:
+    """Rectified frames shifted onto the middle one: an outline a few pixels
+    off moves the print, which would read as a colour swing or a band."""
+    if len(rect) < 2:
+        return rect
+    grey = [cv2.cvtColor(r, cv2.COLOR_BGR2GRAY).astype(np.float32) for r in rect]
+    window = cv2.createHanningWindow(grey[0].shape[::-1], cv2.CV_32F)
+    ref = grey[len(grey) // 2]
+    out = []
+    for r, g in zip(rect, grey, strict=True):
+        (dx, dy), _ = cv2.phaseCorrelate(ref, g, window)
+        if abs(dx) > ALIGN_MAX * r.shape[1] or abs(dy) > ALIGN_MAX * r.shape[0]:
+            out.append(r)
+            continue
+        move = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
+        size = (r.shape[1], r.shape[0])
+        out.append(
+            np.asarray(cv2.warpAffine(r, move, size, borderMode=cv2.BORDER_REPLICATE))
+        )
+    return out
 
 
 def _moving_bands(rect: list[np.ndarray]) -> float:
