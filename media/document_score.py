@@ -13,6 +13,7 @@ import numpy as np
 from media.document_geometry import ASPECT, areas, metric_ratios
 
 STRONG = 12.0  # grey levels per pixel across an edge (Sobel / 4 on a blurred frame)
+STRONG_SAT = 24.0  # the same in saturation, whose dark pixels are noisy
 END_SHARE = 0.15  # share of a side at each end that must be supported
 TAIL = 10.0  # px before a side leaves the frame that must be supported
 MIN_SEEN = 8  # px of a side in view to count it
@@ -57,7 +58,11 @@ class Support:
     larger `step` only the totals (the last column) are meant to be read."""
 
     def __init__(
-        self, lines: np.ndarray, grad: tuple[np.ndarray, np.ndarray], step: int = 1
+        self,
+        lines: np.ndarray,
+        grad: tuple[np.ndarray, np.ndarray],
+        step: int = 1,
+        sat: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         gx, gy = grad
         h, w = gx.shape
@@ -71,16 +76,27 @@ class Support:
         valid = ts <= self.t1[:, None]
         # the line and a pixel to either side, apart: a document's outline
         # often runs beside a printed border of the other polarity
-        steps = []
+        steps, sat_steps = [], []
         for off in (-1.0, 0.0, 1.0):
             x = self.origin[:, 0:1] + ts * self.along[:, 0:1] + off * a[:, None]
             y = self.origin[:, 1:2] + ts * self.along[:, 1:2] + off * b[:, None]
             xi = np.clip(np.rint(x), 0, w - 1).astype(np.int32)
             yi = np.clip(np.rint(y), 0, h - 1).astype(np.int32)
             steps.append(gx[yi, xi] * a[:, None] + gy[yi, xi] * b[:, None])
+            if sat is not None:
+                sat_steps.append(
+                    sat[0][yi, xi] * a[:, None] + sat[1][yi, xi] * b[:, None]
+                )
         gn = np.stack(steps)
-        self.pos = self._cum((gn > STRONG) & valid)
-        self.neg = self._cum((gn < -STRONG) & valid)
+        pos, neg = (gn > STRONG) & valid, (gn < -STRONG) & valid
+        if sat_steps:
+            # where the grey level hardly changes (a pale card on pale clutter)
+            # a step in saturation counts for the line's own polarity
+            only = (np.abs(np.stack(sat_steps)) > STRONG_SAT) & ~(pos | neg) & valid
+            rising = pos.sum(-1, keepdims=True) >= neg.sum(-1, keepdims=True)
+            pos, neg = pos | (only & rising), neg | (only & ~rising)
+        self.pos = self._cum(pos)
+        self.neg = self._cum(neg)
         self.seen = self._cum(valid)
 
     @staticmethod

@@ -68,9 +68,9 @@ def _median(chan: np.ndarray) -> float:
     return float(np.searchsorted(np.cumsum(hist), chan.size / 2))
 
 
-def edge_maps(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def edge_maps(small: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Canny edges of grey and saturation (a card can differ from the desk in
-    either) and the blurred grey frame."""
+    either) and the blurred grey and saturation frames."""
     gray = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
     sat = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2HSV)[..., 1], (5, 5), 0)
     thin = np.zeros(gray.shape, np.uint8)
@@ -83,7 +83,7 @@ def edge_maps(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             high = max(high, SAT_NOISE_GAIN * _gradient_median(chan))
             low = max(low, 0.5 * high)
         thin = np.maximum(thin, cv2.Canny(chan, low, high))
-    return thin, gray
+    return thin, gray, sat
 
 
 def _gradient_median(chan: np.ndarray) -> float:
@@ -329,7 +329,7 @@ def score_quads(small: np.ndarray, quads: np.ndarray, cut: np.ndarray) -> np.nda
 def search(small: np.ndarray, kind: str | None) -> Outline | None:
     """The best outline in a frame scaled to about 640 px width, or None."""
     sh, sw = small.shape[:2]
-    thin, gray = edge_maps(small)
+    thin, gray, sat = edge_maps(small)
     grad = _gradient(gray)
     lines = hough_lines(thin)
     if len(lines) < 3:
@@ -338,7 +338,7 @@ def search(small: np.ndarray, kind: str | None) -> Outline | None:
     quads, on, cut = _candidates(lines, sw, sh, kind)
 
     # the full scoring only for the outlines whose sides are supported at all
-    sides = Sides(quads, on, Support(lines, grad))
+    sides = Sides(quads, on, Support(lines, grad, sat=_gradient(sat)))
     keep = np.flatnonzero(sides.edge_score() >= PRUNE)
     if not len(keep):
         return None

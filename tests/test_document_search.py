@@ -34,7 +34,7 @@ def _side_errors(lines, corners):
 
 
 def test_hough_lines_card_sides_within_two_pixels():
-    thin, _ = edge_maps(_scene(CARD))
+    thin, _, _ = edge_maps(_scene(CARD))
     lines = hough_lines(thin)
     assert (_side_errors(lines, CARD) < 2.0).all()
 
