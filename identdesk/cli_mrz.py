@@ -22,6 +22,20 @@ def register(commands: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_read)
 
+    p = sub.add_parser(
+        "vectors",
+        help="check MRZ strings against their expected results (the corpus's "
+        "mrz_vectors.json)",
+    )
+    p.add_argument(
+        "file",
+        nargs="?",
+        default=str(DEFAULT_CORPUS / "mrz_vectors.json"),
+        metavar="FILE",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_vectors)
+
     ev = commands.group("eval", "evaluate the document tools")
     e = ev.add_parser("mrz", help="MRZ reader figures on a folder of specimen images")
     e.add_argument("dir", nargs="?", default=str(DEFAULT_CORPUS), metavar="DIR")
@@ -35,6 +49,65 @@ def register(commands: Any) -> None:
         "in memory; figures per angle (e.g. 0,90,180,270,15)",
     )
     e.set_defaults(func=cmd_eval)
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    """Parse each vector's lines as given (`expect` is about them) and with the
+    look-alike corrections the check digits confirm; exit 1 when any vector
+    as given disagrees with its expected result."""
+    from media.mrz import parse_mrz
+
+    path = Path(args.file)
+    try:
+        vectors = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(vectors, list) or not all(
+            isinstance(v, dict) and isinstance(v.get("lines"), list) and "expect" in v
+            for v in vectors
+        ):
+            raise ValueError
+    except OSError as exc:
+        print(f"identdesk: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValueError:
+        print(
+            f"identdesk: {path}: not a JSON list of {{name, lines, expect}} objects",
+            file=sys.stderr,
+        )
+        return 2
+    agree = fixed = 0
+    for v in vectors:
+        raw = parse_mrz(v["lines"], correct=False)
+        corrected = parse_mrz(v["lines"])
+        ok = raw.valid == bool(v["expect"])
+        agree += ok
+        fixed += not raw.valid and corrected.valid
+        row = {
+            "name": v.get("name", ""),
+            "expect": v["expect"],
+            "valid": raw.valid,
+            "agrees": ok,
+            "valid_corrected": corrected.valid,
+            "corrections": len(corrected.corrections),
+            "reason": raw.reason,
+        }
+        if args.json:
+            print(json.dumps(row))
+        else:
+            mark = "ok  " if ok else "DIFF"
+            after = (
+                f"; valid after {row['corrections']} confirmed look-alike corrections"
+                if not raw.valid and corrected.valid
+                else ""
+            )
+            print(f"{mark} expect {str(v['expect']):5} valid {str(raw.valid):5} "
+                  f"{row['name']}{after}")  # fmt: skip
+    if not args.json:
+        print(
+            f"{agree} of {len(vectors)} give their expected result as given; "
+            f"{fixed} become valid after look-alike corrections confirmed by "
+            "their check digits"
+        )
+    return 0 if agree == len(vectors) else 1
 
 
 def _rotations(text: str) -> list[float]:

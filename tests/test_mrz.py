@@ -320,3 +320,32 @@ def test_check_blind_fields_j_for_9_in_number():
     assert check_blind_fields("TD3", TD3, probs) == []
     probs = _probs("".join(TD3), {44 + 2: {"9": 0.7, "J": 0.3}})
     assert check_blind_fields("TD3", TD3, probs) == ["document_number"]
+
+
+def test_mrz_vectors_command(tmp_path, capsys):
+    from identdesk.cli import main
+
+    noisy = [
+        TD3[0].replace("O", "0", 1),
+        TD3[1],
+    ]  # UT0: a look-alike the check digits confirm
+    wrong = [TD3[0], TD3[1][:9] + "7" + TD3[1][10:]]  # document number check digit
+    vectors = [
+        {"name": "utopia", "lines": TD3, "expect": True},
+        {"name": "wrong digit", "lines": wrong, "expect": False},
+        {"name": "noisy", "lines": noisy, "expect": False},
+    ]
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps(vectors))
+    assert main(["mrz", "vectors", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 give their expected result as given" in out
+    assert "1 become valid after look-alike corrections" in out
+    vectors[1]["expect"] = True  # a vector the parser disagrees with
+    path.write_text(json.dumps(vectors))
+    assert main(["mrz", "vectors", str(path), "--json"]) == 1
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["agrees"] for r in rows] == [True, False, True]
+    path.write_text("{}")
+    assert main(["mrz", "vectors", str(path)]) == 2
+    assert "not a JSON list" in capsys.readouterr().err
