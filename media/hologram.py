@@ -255,6 +255,18 @@ def check_hologram(
     kind: str | None = None,
 ) -> HologramResult:
     """Judge optically variable features from frames filmed under a torch pattern."""
+    result = _check_hologram(frames, times, torch_on, kind)
+    # every verdict is logged, inconclusive ones too (no personal data in it)
+    logger.info("- hologram check: %s (score %.2f)", result.verdict, result.score)
+    return result
+
+
+def _check_hologram(
+    frames: Sequence[np.ndarray],
+    times: Sequence[float],
+    torch_on: Sequence[tuple[float, float]],
+    kind: str | None,
+) -> HologramResult:
     all_times = np.asarray(times, np.float64)
     lit = np.array([any(a <= t < b for a, b in torch_on) for t in all_times])
     edges = [e for iv in torch_on for e in iv]
@@ -350,9 +362,6 @@ def check_hologram(
         docs[0] if lit_u[0] == 0 else docs[-1],
         hue_gain.reshape(high.shape[1:]),
         responding.reshape(high.shape[1:]),
-    )
-    logger.info(
-        "- hologram check: %s (score %.2f, %d responding cells)", verdict, score, n_resp
     )
     return HologramResult(verdict, score, reason, intervals, figures, overlay)
 
