@@ -104,13 +104,7 @@ def detect_document(
     """Find the document (ID-1 card or TD3 page) in a BGR frame, or None."""
     _check_frame(frame)
     h, w = frame.shape[:2]
-    # a whole-number factor keeps INTER_AREA on its fast path (1280 px: 2)
-    factor = max(1, round(w / work_width))
-    small = (
-        cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-        if factor > 1
-        else frame
-    )
+    small, _ = _scaled(frame, work_width)
     found = search(small, kind)
     if found is None:
         return None
@@ -129,7 +123,7 @@ def detect_document(
         # a side that moved out onto a line through the scene runs on past
         # the corners: keep the search's outline, refined in place
         before, after = overshoots(
-            small, np.stack([quad, corners]) * (small.shape[1] / w)
+            small, np.stack([found.corners, corners * (small.shape[1] / w)])
         )
         if after < KEEP_REFINED * before:
             lines, _ = refine_lines(gray, quad, REFINE_NEAR)
@@ -142,8 +136,25 @@ def detect_document(
     return _detection(corners, doc_kind, found.score, completed, w, h)
 
 
+def _scaled(frame: np.ndarray, width: int = WORK_WIDTH) -> tuple[np.ndarray, int]:
+    """The frame scaled down by a whole factor to about `width`, and the factor
+    (a whole factor keeps INTER_AREA on its fast path: 1280 px -> 2)."""
+    h, w = frame.shape[:2]
+    factor = max(1, round(w / width))
+    if factor == 1:
+        return frame, 1
+    small = cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return small, factor
+
+
 def _detection(
-    corners: np.ndarray, kind: str, score: float, completed: bool, w: int, h: int
+    corners: np.ndarray,
+    kind: str,
+    score: float,
+    completed: bool,
+    w: int,
+    h: int,
+    age: int = 0,
 ) -> Detection:
     corners = order_corners(corners)
     return Detection(
@@ -152,6 +163,7 @@ def _detection(
         float(min(1.0, score)),
         visible_share(corners, w, h),
         completed,
+        age,
     )
 
 
@@ -184,9 +196,7 @@ def _better(frame: np.ndarray, a: Detection, b: Detection) -> bool:
     scores clearly better in the search's terms, or better and shows at least
     as much of the frame (an inner frame such as a portrait or a hologram
     patch can score well too)."""
-    h, w = frame.shape[:2]
-    factor = max(1, round(w / WORK_WIDTH))
-    small = cv2.resize(frame, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    small, factor = _scaled(frame)
     quads = np.stack([a.corners, b.corners]).astype(np.float64) / factor
     cut = np.array([a.visible < 0.98, b.visible < 0.98])
     sa, sb = score_quads(small, quads, cut)
@@ -225,9 +235,7 @@ def _track(
     if not cv2.isContourConvex(corners.astype(np.float32).reshape(-1, 1, 2)):
         return detect_document(frame, kind)
     score = float(support[seen].mean())
-    return replace(
-        _detection(corners, doc_kind, score, completed, w, h), age=previous.age + 1
-    )
+    return _detection(corners, doc_kind, score, completed, w, h, previous.age + 1)
 
 
 def rectify(

@@ -178,6 +178,16 @@ class Sides:
     def _side_major(self, bright: np.ndarray, dark: np.ndarray) -> np.ndarray:
         return np.where(self.side_major > 0, bright, dark)
 
+    def _own_share(
+        self, start: np.ndarray, stop: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per side, the share of samples between parameters start and stop on
+        its line that show the side's own polarity (at the best offset), and
+        how many samples there are."""
+        pos, neg, seen = self.sup.counts(self.line, start, stop)
+        own = self._side_major(*self._polar(pos, neg)).max(0)
+        return own / np.maximum(seen, 1), seen
+
     def edge_score(self) -> np.ndarray:
         """Mean support of the sides in view, cut by the weakest one."""
         side_ok = np.where(self.in_view, self.support, 1.0).min(1)
@@ -208,8 +218,7 @@ class Sides:
         ):
             start = np.where(corner_in, *a)
             stop = np.where(corner_in, *b)
-            pos, neg, seen = sup.counts(self.line, start, stop)
-            frac = self._side_major(*self._polar(pos, neg)).max(0) / np.maximum(seen, 1)
+            frac, seen = self._own_share(start, stop)
             fac = np.where(
                 corner_in, np.clip(frac / 0.5, 0, 1), np.clip((frac - 0.2) / 0.4, 0, 1)
             )
@@ -229,8 +238,7 @@ class Sides:
             (lo >= t0 + 2, np.maximum(lo - OVER_GAP - reach, t0 + 2), lo - OVER_GAP),
             (hi <= t1 - 2, hi + OVER_GAP, np.minimum(hi + OVER_GAP + reach, t1 - 2)),
         ):
-            pos, neg, seen = sup.counts(self.line, a, np.maximum(a, b))
-            frac = self._side_major(*self._polar(pos, neg)).max(0) / np.maximum(seen, 1)
+            frac, seen = self._own_share(a, np.maximum(a, b))
             runs_on = np.clip((frac - 0.3) / 0.4, 0, 1)
             ok = corner_in & self.in_view & (seen >= 0.5 * reach)
             fac = 1 - OVER_COST * np.where(ok, runs_on, 0.0)
