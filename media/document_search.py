@@ -254,12 +254,16 @@ def _plausible(quads: np.ndarray, w: int, h: int, cut: bool) -> np.ndarray:
 # --- search ------------------------------------------------------------------------
 
 
-def _coherent(lines: np.ndarray, grad: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _coherent(
+    lines: np.ndarray,
+    grad: tuple[np.ndarray, np.ndarray],
+    sat: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """The LINE_LIMIT lines with the most edge of one polarity along them,
     favouring lines that are edge over most of their length: a row of print
     also makes long lines, but its glyphs' edges flip polarity or leave gaps,
     and a long line across clutter outweighs a small card's short side."""
-    rough = Support(lines, grad, step=4)
+    rough = Support(lines, grad, step=4, sat=sat)
     coherent = rough.coherent()
     share = coherent / np.maximum(rough.seen[:, -1], 1)
     rank = coherent * np.sqrt(share)
@@ -334,11 +338,12 @@ def search(small: np.ndarray, kind: str | None) -> Outline | None:
     lines = hough_lines(thin)
     if len(lines) < 3:
         return None
-    lines = _coherent(lines, grad)
+    sat_grad = _gradient(sat)
+    lines = _coherent(lines, grad, sat_grad)
     quads, on, cut = _candidates(lines, sw, sh, kind)
 
     # the full scoring only for the outlines whose sides are supported at all
-    sides = Sides(quads, on, Support(lines, grad, sat=_gradient(sat)))
+    sides = Sides(quads, on, Support(lines, grad, sat=sat_grad))
     keep = np.flatnonzero(sides.edge_score() >= PRUNE)
     if not len(keep):
         return None
