@@ -9,7 +9,7 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from identdesk.cli import (
     guard,
     os_reason,
     progress,
-    remove_file,
     write_image,
     write_problem,
 )
@@ -34,6 +33,7 @@ from media.faces import find_faces, portrait_face
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
 from media.quality import assess, best_index, document_figures
 from media.render import image_size, image_truncated
+from media.render_truth import RenderTruth, truth_path, write_video_and_truth
 
 logger = logging.getLogger(__name__)
 
@@ -430,9 +430,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
     if out.suffix.lower() not in render.VIDEO_CODECS:
         raise InputError(f"unsupported video file {out.name!r}: use .mp4, .mkv, .webm")
-    problem = write_problem(out)
-    if problem:
-        raise InputError(f"cannot write {args.out!r}: {problem}")
+    truth_file = truth_path(out)
+    for path, name in ((out, args.out), (truth_file, str(truth_file))):
+        problem = write_problem(path)
+        if problem:
+            raise InputError(f"cannot write {name!r}: {problem}")
     if args.image:
         image = read_image(args.image)
         doc = render.document_from_image(image, _image_kind(image, args.document))
@@ -454,18 +456,20 @@ def cmd_render(args: argparse.Namespace) -> int:
         seed=args.seed,
         partial=args.partial,
     )
+    source = Path(args.image).name if args.image else "drawn"
+    truth = RenderTruth.of(
+        scene, args.fps, args.seconds, torch_on, args.partial, source
+    )
     count = int(round(args.seconds * args.fps))
     try:
-        render.write_video(out, _frames(scene, count, args.fps, torch_on), args.fps)
+        write_video_and_truth(out, scene, truth, count, _shown(count))
     except OSError as exc:  # av.error.PermissionError and the like are OSErrors
-        remove_file(out)
         raise InputError(f"cannot write {args.out!r}: {os_reason(exc)}") from None
-    except BaseException:
-        remove_file(out)  # no half-written video left behind
-        raise
+    end_progress()
     on = ",".join(f"{a:g}-{b:g}" for a, b in torch_on)
     print(
-        f"wrote {args.out}: {count} frames {width}x{height} {args.attack} torch-on {on}"
+        f"wrote {args.out}: {count} frames {width}x{height} {args.attack} "
+        f"torch-on {on}, and its truth file {truth_file}"
     )
     return 0
 
@@ -476,19 +480,14 @@ def check_seed(seed: int) -> None:
         raise InputError(f"--seed {seed}: give 0 or more")
 
 
-def _frames(
-    scene: render.SceneRenderer,
-    count: int,
-    fps: float,
-    torch_on: list[tuple[float, float]],
-) -> Iterator[np.ndarray]:
-    """The scene's frames one by one, so that the writer streams them to the file."""
-    for i in range(count):
+def _shown(count: int) -> Callable[[int], None]:
+    """Shows frame i of a long render as the progress line."""
+
+    def show(i: int) -> None:
         if count > 100 and i % 25 == 0:
             progress(f"doc render: frame {i + 1}/{count}")
-        t = i / fps
-        yield scene.frame(t, render.lit_at(t, torch_on))[0]
-    end_progress()
+
+    return show
 
 
 def _image_kind(image: np.ndarray, given: str | None) -> str:

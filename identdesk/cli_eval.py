@@ -46,13 +46,7 @@ def register(commands: Any) -> None:
         "--corpus-scenes", type=int, default=10, help="scenes from corpus specimens"
     )
     p.add_argument("--seed", type=int, default=1000)
-    p.add_argument(
-        "--specimen",
-        action="append",
-        metavar="IMAGE:KIND",
-        help="render this specimen image (kind id1 or td3) instead of the corpus "
-        "set; repeatable",
-    )
+    _specimen_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=guard(cmd_eval_doc))
     p = ev.add_parser(
@@ -73,8 +67,24 @@ def register(commands: Any) -> None:
         default=10,
         help="torch-off tilt sequences per variant (0: none)",
     )
+    _specimen_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=guard(cmd_eval_hologram))
+
+    # `eval videos` uses this module's tallies: imported once this one is loaded
+    from identdesk import cli_eval_videos
+
+    cli_eval_videos.register(ev)
+
+
+def _specimen_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--specimen",
+        action="append",
+        metavar="IMAGE:KIND",
+        help="render this specimen image (kind id1 or td3) instead of the corpus "
+        "set; repeatable",
+    )
 
 
 # How rendered frames are counted: "in frame" (all four corners in view) and
@@ -372,10 +382,10 @@ def cmd_eval_hologram(args: argparse.Namespace) -> int:
         render.draw_document("id1", seed=args.seed),
         render.draw_document("td3", seed=args.seed + 1),
     ]
+    corpus = _specimens(args.specimen)
     n, secs, fps = args.sequences, args.seconds, args.fps
     out: dict[str, Any] = {"load_before": _load()}
     out["synthetic"] = _eval_variants(docs, n, secs, fps, args.seed, "synthetic")
-    corpus = _specimens(None)
     if corpus and args.corpus_n > 0:
         cdocs = [doc for _, doc in corpus]
         out["corpus_rendered"] = _eval_variants(
