@@ -24,6 +24,9 @@ from media.render import ATTACKS
 from media.render_truth import RenderTruth, read_truth, truth_path
 
 VIDEO_TYPES = (".mp4", ".mkv", ".webm")
+# the hologram check takes the whole video at once: its decoded frames (BGR) may
+# take this much memory, 49 s of 720p at 30 fps
+MAX_DECODED = 4 << 30
 PREFIX = "identdesk eval videos: "
 
 
@@ -143,6 +146,13 @@ def _measure(video: Path, every: int, label: str) -> _Video:
     if problem:
         raise InputError(f"cannot read {str(video)!r}: {problem}")
     truth = _truth_of(video)
+    size = len(truth.frames) * truth.width * truth.height * 3
+    if size > MAX_DECODED:
+        raise InputError(
+            f"{str(video)!r}: {len(truth.frames)} frames of {truth.width}x"
+            f"{truth.height} take {size / 2**30:.1f} GB decoded, more than the "
+            f"{MAX_DECODED / 2**30:g} GB eval videos holds: render a shorter video"
+        )
     frames, times = _read_video(str(video))
     h, w = frames[0].shape[:2]
     mismatch = truth.mismatch(len(frames), w, h)
@@ -301,7 +311,7 @@ def _print_video(v: _Video) -> None:
 
 def _row(name: str, f: dict[str, Any]) -> None:
     print(
-        f"  {name:32s} frames {f['frames']:4d}  detected {f['detected']:6.1%}  "
+        f"  {name:34s} frames {f['frames']:4d}  detected {f['detected']:6.1%}  "
         f"within 2% {f['within_2pct']:6.1%}  median err {f['median_error']}  "
         f"p95 err {f['p95_error']}  ms {f['ms_median']} (p95 {f['ms_p95']})"
     )
@@ -317,7 +327,7 @@ def _print_totals(out: dict[str, Any], measured: int) -> None:
     _row("  < 2 corners in view (apart)", d["mostly_out"])
     told = d["mostly_out"]["told_partly_outside"]
     if told is not None:
-        print(f"  {'':32s} told 'partly outside': {told:.1%}")
+        print(f"  {'':34s} told 'partly outside': {told:.1%}")
     t = d["tracked"]
     _row("live loop (tracked), bar frames", t)
     _row("  whole document in frame", t["in_frame"])

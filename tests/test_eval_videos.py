@@ -204,9 +204,12 @@ MISMATCH = "'{video}' does not match its truth file: the video "
         (_setting("version", 2), "bad truth file '{truth}': version 2, this "
          "identdesk reads version 1"),
         (_not_a_video, "cannot read '{video}': not a video"),
+        (_setting("width", 100000), "'{video}': 45 frames of 100000x720 take 9.1 "
+         "GB decoded, more than the 4 GB eval videos holds: render a shorter "
+         "video"),
     ],
     ids=["no-truth", "truncated", "fewer-frames", "size", "attack", "version",
-         "not-a-video"],
+         "not-a-video", "too-large"],
 )  # fmt: skip
 def test_eval_videos_bad_video_one_line_exit_1(rendered, tmp_path, capsys, spoil, line):
     video = _copy(rendered, tmp_path)
