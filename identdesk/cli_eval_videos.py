@@ -91,6 +91,8 @@ def _find_videos(paths: list[str]) -> tuple[list[Path], list[str]]:
                 problems.append(found)
             for video in found if isinstance(found, list) else []:
                 videos.setdefault(video, None)
+        elif not path.exists():
+            problems.append(f"cannot read {text!r}: no such file or folder")
         elif path.suffix.lower() in VIDEO_TYPES:
             videos.setdefault(path, None)
         else:

@@ -247,10 +247,12 @@ def test_eval_videos_bad_option_exit_2(tmp_path, capsys, args, line):
 def test_eval_videos_not_a_video_path(tmp_path, capsys):
     image = tmp_path / "card.png"
     cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
-    code, _, err = run(["eval", "videos", str(image)], capsys)
+    gone = tmp_path / "gone.mp4"
+    code, _, err = run(["eval", "videos", str(image), str(gone)], capsys)
     assert code == 1
     assert err.startswith(
         f"identdesk eval videos: '{image}': not a video (.mp4, .mkv, .webm) or a "
+        f"folder\nidentdesk eval videos: cannot read '{gone}': no such file or "
         "folder\n"
     )
 
