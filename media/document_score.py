@@ -29,6 +29,7 @@ OWN_POLARITY = 0.5
 OVER_SHARE = 0.12
 OVER_GAP = 3.0
 OVER_COST = 0.6  # what a side that runs on all the way costs
+OVER_NEAR = 1 / 3  # share of the stretch next to the corner
 
 
 def frame_span(
@@ -226,19 +227,29 @@ class Sides:
             out = np.minimum(out, fac.min(1))
         return END_FLOOR + (1 - END_FLOOR) * out
 
-    def overshoot(self) -> np.ndarray:
+    def overshoot(self, near_only: bool = True) -> np.ndarray:
         """0..1: low where a side's edge, with the side's polarity, runs on
         beyond a corner in view (an outline that took a line through the scene
-        for a side, when the document's own side lies just inside it)."""
+        for a side, when the document's own side lies just inside it).
+
+        A side that runs on does so from its corner: with `near_only` the
+        share also counts only as high as it is next to the corner, so that
+        a textured desk, or the torch's fall-off across it, whose steps of the
+        side's polarity come here and there, does not pass for a run-on."""
         sup, lo, hi = self.sup, self.lo, self.hi
         t0, t1 = sup.t0[self.line], sup.t1[self.line]
         reach = np.maximum(OVER_SHARE * (hi - lo), 6.0)
         out = np.ones(len(lo))
-        for corner_in, a, b in (
-            (lo >= t0 + 2, np.maximum(lo - OVER_GAP - reach, t0 + 2), lo - OVER_GAP),
-            (hi <= t1 - 2, hi + OVER_GAP, np.minimum(hi + OVER_GAP + reach, t1 - 2)),
+        for corner_in, a, b, at_a in (
+            (lo >= t0 + 2, np.maximum(lo - OVER_GAP - reach, t0 + 2), lo - OVER_GAP, 0),
+            (hi <= t1 - 2, hi + OVER_GAP, np.minimum(hi + OVER_GAP + reach, t1 - 2), 1),
         ):
-            frac, seen = self._own_share(a, np.maximum(a, b))
+            b = np.maximum(a, b)
+            frac, seen = self._own_share(a, b)
+            if near_only:
+                part = (b - a) * OVER_NEAR
+                near, _ = self._own_share(*((a, a + part) if at_a else (b - part, b)))
+                frac = np.minimum(frac, near)
             runs_on = np.clip((frac - 0.3) / 0.4, 0, 1)
             ok = corner_in & self.in_view & (seen >= 0.5 * reach)
             fac = 1 - OVER_COST * np.where(ok, runs_on, 0.0)
