@@ -270,6 +270,9 @@ def cmd_eval_doc(args: argparse.Namespace) -> int:
 
 def _print_doc_eval(out: dict[str, Any], corpus_scenes: int) -> None:
     def line(name: str, f: dict[str, Any]) -> None:
+        if not f["frames"]:
+            print(f"  {name:30s} frames    0  (none in this run)")
+            return
         print(
             f"  {name:30s} frames {f['frames']:4d}  detected {f['detected']:6.1%}  "
             f"within 2% {f['within_2pct']:6.1%}  median err {f['median_error']}  "
