@@ -35,6 +35,7 @@ from agent_console.frame_tools import (
     tilt_strip,
 )
 from media.document import Detection
+from media.frame_size import frame_problem
 from media.hologram import random_torch_pattern
 from media.quality import Quality
 
@@ -96,6 +97,16 @@ class CallAnalysis:
         self._live_detection: Detection | None = None
         # analysed frames of the last moments, for choosing a document still
         self._recent: deque[Candidate] = deque(maxlen=RECENT_FRAMES)
+        self._size_warned = False
+
+    def _too_small(self, frame: av.VideoFrame) -> bool:
+        """True for a frame the tools cannot look at (a 3000x4 stream); warned
+        once per call, with the size only."""
+        problem = frame_problem((frame.height, frame.width))
+        if problem and not self._size_warned:
+            self._size_warned = True
+            logger.warning("case %s x phone video %s", self.case_id, problem)
+        return problem is not None
 
     async def best_still(
         self, frame: av.VideoFrame, arrived: float
@@ -103,6 +114,8 @@ class CallAnalysis:
         """For a document side: `frame`, or a better one of the last
         STILL_WITHIN seconds; returns the frame, its arrival and the number of
         frames compared."""
+        if self._too_small(frame):
+            return frame, arrived, 1
         loop = asyncio.get_running_loop()
         q, _ = await loop.run_in_executor(_pool, live_quality, frame, None, 1)
         chosen, compared = pick_still(
@@ -165,7 +178,7 @@ class CallAnalysis:
         tap = self.call.media.tap
         tap.want()
         frame = tap.frame
-        if frame is None or frame is self._live_frame:
+        if frame is None or frame is self._live_frame or self._too_small(frame):
             return
         between = max(1, tap.count - self._live_count) if self._live_frame else 1
         self._live_frame, self._live_count = frame, tap.count

@@ -160,7 +160,13 @@ class Desk:
         compared = 1
         if kind in ("front", "back") and self.analysis is not None:
             # the sharpest moment of the last second or so, not a blurred one
-            frame, arrived, compared = await self.analysis.best_still(frame, arrived)
+            try:
+                frame, arrived, compared = await self.analysis.best_still(
+                    frame, arrived
+                )
+            except Exception:
+                # the capture still takes the fresh frame
+                logger.exception("case %s x choosing the still failed", call.case_id)
         loop = asyncio.get_running_loop()
         image = await loop.run_in_executor(None, frame_to_bgr, frame)
         data = await loop.run_in_executor(None, encode_png, image)
@@ -385,6 +391,15 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
                     {
                         "type": "error",
                         "error": {"code": "no_frame", "message": str(exc)},
+                    }
+                )
+            except Exception:
+                # our own failure on one message: the agent's socket stays open
+                logger.exception("%s x message failed", conn.label)
+                await conn.send(
+                    {
+                        "type": "error",
+                        "error": {"code": "internal", "message": "internal error"},
                     }
                 )
     except Exception:

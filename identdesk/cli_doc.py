@@ -7,7 +7,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +25,22 @@ from identdesk.cli import (
     write_image,
     write_problem,
 )
-from identdesk.cli import file_problem as _file_problem
+from identdesk.cli_doc_io import (
+    check_intervals,
+    check_overlay,
+    interval,
+    intervals,
+    read_image,
+    read_video,
+    save_image,
+)
 from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, rectify
 from media.faces import find_faces, portrait_face
+from media.frame_size import frame_problem
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
 from media.quality import assess, best_index, document_figures
-from media.render import image_size, image_truncated
+from media.render import image_size
 from media.render_truth import RenderTruth, truth_path, write_video_and_truth
 
 logger = logging.getLogger(__name__)
@@ -101,98 +109,6 @@ def register(commands: Any) -> None:
     p.add_argument("--overlay", metavar="PNG", help="write the response image here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=guard(cmd_hologram_check))
-
-
-def pixel_limit() -> int:
-    """The most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2**30 unless
-    OPENCV_IO_MAX_IMAGE_PIXELS says otherwise)."""
-    try:
-        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
-    except ValueError:
-        return 1 << 30
-
-
-def read_image(path: str) -> np.ndarray:
-    """The image at `path` (BGR); InputError says in plain words why not."""
-    problem = _file_problem(path)
-    if problem:
-        raise InputError(f"cannot read {path!r}: {problem}")
-    if image_truncated(path):
-        # checked before decoding: libpng and libjpeg would warn on stderr and
-        # return the part they could read
-        raise InputError(f"cannot read {path!r}: the image is truncated")
-    size, limit = image_size(path), pixel_limit()
-    if size and size[0] * size[1] > limit:
-        raise InputError(
-            f"cannot read {path!r}: image too large: {size[0]} x {size[1]}, "
-            f"at most {limit} pixels"
-        )
-    try:
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-    except cv2.error:
-        # a format whose header image_size does not parse, over the limit
-        raise InputError(
-            f"cannot read {path!r}: image too large, at most {limit} pixels"
-        ) from None
-    if img is None:
-        raise InputError(f"cannot read {path!r}: not an image")
-    return img
-
-
-def _read_video(
-    path: str, start: float = 0.0, end: float = float("inf"), min_frames: int = 1
-) -> tuple[list[np.ndarray], list[float]]:
-    problem = _file_problem(path)
-    if problem:
-        raise InputError(f"cannot read {path!r}: {problem}")
-    try:
-        frames, times = render.read_video(path, start, end)
-    except ValueError as exc:
-        raise InputError(f"cannot read {path!r}: {exc}") from None
-    if len(frames) < min_frames:
-        got = f"{len(frames)}" if frames else "none"
-        raise InputError(
-            f"cannot use {path!r}: needs at least {min_frames} frames between "
-            f"{start:g} and {end:g} s, found {got}"
-        )
-    return frames, times
-
-
-def _check_intervals(
-    intervals: list[tuple[float, float]], lo: float, hi: float, name: str
-) -> None:
-    """Intervals must be finite, in lo..hi, in order and not overlapping."""
-    last = lo
-    for a, b in sorted(intervals):
-        text = f"{name} {a:g}-{b:g}"
-        if not (math.isfinite(a) and math.isfinite(b)):
-            raise InputError(f"{text}: give finite seconds")
-        if a < lo or b > hi:
-            raise InputError(f"{text}: outside {lo:g}-{hi:g} s")
-        if a < last:
-            raise InputError(f"{text}: overlaps the interval before it")
-        last = b
-
-
-def _intervals(text: str, name: str) -> list[tuple[float, float]]:
-    """The intervals in `text`, at least one, sorted by start."""
-    try:
-        found = render.parse_intervals(text)
-    except ValueError as exc:
-        raise InputError(f"{name}: {exc}") from None
-    if not found:
-        raise InputError(f"{name} {text!r}: give at least one interval START-END")
-    return sorted(found)
-
-
-def _interval(text: str, name: str) -> tuple[float, float]:
-    found = _intervals(text, name)
-    if len(found) != 1:
-        raise InputError(f"{name} {text!r}: give one interval START-END")
-    ((a, b),) = found
-    if not (math.isfinite(a) and math.isfinite(b)) or a < 0:
-        raise InputError(f"{name} {text!r}: give finite seconds from 0")
-    return a, b
 
 
 # --- doc analyze ---------------------------------------------------------------
@@ -325,7 +241,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InputError(f"--save {args.save!r}: it is a file, not a folder")
     frame_info: dict[str, Any] = {}
     if Path(path).suffix.lower() in VIDEO_SUFFIXES:
-        frames, times = _read_video(path)
+        frames, times = read_video(path)
         quals, prev = [], None
         for f in frames:
             q = assess(f, prev)
@@ -340,21 +256,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = analyze_frame(frame)
     doc = out.pop("_rectified")
     out = {"path": path, **frame_info, **out}
+    problem = frame_problem(frame)
+    if problem:
+        # the tools find nothing in it; said once, not an error
+        out["problem"] = problem
+        print(f"identdesk: {path!r}: {problem}", file=sys.stderr)
     if args.save and doc is not None:
-        _save_image(Path(args.save), "rectified.png", doc)
+        save_image(Path(args.save), "rectified.png", doc)
     if args.json:
         print(json.dumps(out))
         return 0
     _print_analysis(out)
     return 0
-
-
-def _save_image(folder: Path, name: str, image: np.ndarray) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot write to {str(folder)!r}: {os_reason(exc)}") from None
-    write_image(folder / name, image)
 
 
 def _print_analysis(out: dict[str, Any]) -> None:
@@ -441,8 +354,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     else:
         doc = render.draw_document(args.document or "id1", seed=args.seed)
     if args.torch_on:
-        torch_on = _intervals(args.torch_on, "--torch-on")
-        _check_intervals(torch_on, 0.0, args.seconds, "--torch-on")
+        torch_on = intervals(args.torch_on, "--torch-on")
+        check_intervals(torch_on, 0.0, args.seconds, "--torch-on")
     else:
         try:
             torch_on = random_torch_pattern(args.seconds)
@@ -533,23 +446,15 @@ def _image_kind(image: np.ndarray, given: str | None) -> str:
 MIN_HOLOGRAM_FRAMES = 6
 
 
-def _check_overlay(path: str) -> None:
-    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise InputError(f"--overlay {path!r}: give a .png or .jpg file")
-    problem = write_problem(path)
-    if problem:
-        raise InputError(f"cannot write {path!r}: {problem}")
-
-
 def cmd_hologram_check(args: argparse.Namespace) -> int:
-    start, end = _interval(args.window, "--window")
+    start, end = interval(args.window, "--window")
     if args.tilt == (args.torch_on is not None):
         raise InputError("give either --torch-on A-B[,C-D...] or --tilt")
-    torch_on = [] if args.tilt else _intervals(args.torch_on, "--torch-on")
-    _check_intervals(torch_on, start, end, "--torch-on")
+    torch_on = [] if args.tilt else intervals(args.torch_on, "--torch-on")
+    check_intervals(torch_on, start, end, "--torch-on")
     if args.overlay:
-        _check_overlay(args.overlay)
-    frames, times = _read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES)
+        check_overlay(args.overlay)
+    frames, times = read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES)
     step = float(np.median(np.diff(times)))
     if end > times[-1] + 1.5 * step:
         raise InputError(
@@ -586,4 +491,13 @@ def cmd_hologram_check(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["register", "analyze_frame", "RECTIFIED_SIZE"]
+# _read_video for identdesk.cli_eval_videos; image_size for the tests
+_read_video = read_video
+__all__ = [
+    "register",
+    "analyze_frame",
+    "RECTIFIED_SIZE",
+    "image_size",
+    "read_image",
+    "_read_video",
+]

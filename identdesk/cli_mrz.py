@@ -130,13 +130,20 @@ def cmd_read(args: argparse.Namespace) -> int:
     """Read every image; one that cannot be read is reported and skipped, and the
     command exits 2 at the end."""
     from identdesk.cli_doc import InputError, read_image
+    from media.frame_size import MRZ_MAX_ASPECT, frame_problem
     from media.mrz_reader import load_model, read_mrz
 
     load_model()
     failed = 0
     for name in args.images:
         try:
-            row = {"image": name, **read_mrz(read_image(name)).to_dict()}
+            image = read_image(name)
+            row = {"image": name, **read_mrz(image).to_dict()}
+            problem = frame_problem(image, MRZ_MAX_ASPECT)
+            if problem:
+                # nothing to find in it: said, and the batch goes on
+                row["reason"] = problem
+                print(f"identdesk mrz read: {name!r}: {problem}", file=sys.stderr)
         except InputError as exc:
             failed += 1
             error = str(exc).replace("cannot read", "cannot read image", 1)
@@ -153,7 +160,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         print(f"{row['image']}  ({row['ms']:.0f} ms)")
         if not row["found"]:
-            print("  no MRZ found\n")
+            why = row.get("reason") or ""
+            print(f"  no MRZ found{': ' + why if 'MRZ' not in why else ''}\n")
             continue
         for line in row["lines"]:
             print(f"  {line}")

@@ -27,6 +27,7 @@ from media.document_geometry import (
 )
 from media.document_refine import corners_from_lines, refine, refine_lines
 from media.document_search import GOOD, SAME_VIEW, overshoots, score_quads, search
+from media.frame_size import analysable
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def detect_document(
 ) -> Detection | None:
     """Find the document (ID-1 card or TD3 page) in a BGR frame, or None."""
     _check_frame(frame)
+    if not analysable(frame):
+        return None
     h, w = frame.shape[:2]
     small, _ = _scaled(frame, work_width)
     found = search(small, kind)
@@ -175,6 +178,8 @@ def track_document(
     every RECHECK frames beside the tracking, so that a wrong first outline is
     not followed for long: where the two disagree the better scored wins."""
     _check_frame(frame)
+    if not analysable(frame):
+        return None
     if previous is None:
         return detect_document(frame, kind)
     if previous.age < RECHECK:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from media.faces_cascade import LbpCascade
+from media.frame_size import analysable
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ Detect = Callable[[LbpCascade, np.ndarray], list[tuple[int, ...]]]
 def find_faces_with(image: np.ndarray, detect: Detect, work_width: int) -> list[Face]:
     """The faces `detect` finds in the work image of a BGR image, largest first."""
     cascade = load_cascade()
-    if cascade is None:
+    if cascade is None or not analysable(image):
         return []
     gray, scale = work_gray(image, work_width)
     faces = _faces_from_boxes(image, detect(cascade, gray), scale)
@@ -144,7 +145,7 @@ def portrait_face(rectified: np.ndarray) -> Face | None:
     the expected size, on the left half first (where ICAO 9303 puts the portrait,
     zone V, of TD1 fronts and TD3 data pages), else anywhere on the document."""
     cascade = load_cascade()
-    if cascade is None:
+    if cascade is None or not analysable(rectified):
         return None
     h, w = rectified.shape[:2]
     scale = PORTRAIT_HEIGHT / h

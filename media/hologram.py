@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from media.document import Detection, rectify, track_document
+from media.frame_size import frame_problem
 
 logger = logging.getLogger(__name__)
 
@@ -255,10 +256,16 @@ def check_hologram(
     kind: str | None = None,
 ) -> HologramResult:
     """Judge optically variable features from frames filmed under a torch pattern."""
-    result = _check_hologram(frames, times, torch_on, kind)
+    result = _too_small(frames) or _check_hologram(frames, times, torch_on, kind)
     # every verdict is logged, inconclusive ones too (no personal data in it)
     logger.info("- hologram check: %s (score %.2f)", result.verdict, result.score)
     return result
+
+
+def _too_small(frames: Sequence[np.ndarray]) -> HologramResult | None:
+    """An inconclusive result when the frames are too small to look at."""
+    problem = frame_problem(frames[0]) if len(frames) else None
+    return HologramResult("inconclusive", 0.0, f"frames {problem}") if problem else None
 
 
 def _check_hologram(
@@ -381,6 +388,9 @@ def check_tilt(
     angle; a print keeps its colours. A screen replay of a genuine document also
     changes colour with the angle; it is told by bands of brightness that move
     across it (its refresh), and surely only by the torch check."""
+    small = _too_small(frames)
+    if small is not None:
+        return small
     # TODO(tracking drift under 1 % on 360p and low-contrast frames): an outline
     # that drifts shifts the content and reads as a colour swing, so flat copies
     # can pass; `eval hologram` prints the tilt error rates.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from media.frame_size import MRZ_MAX_ASPECT, analysable
 from media.mrz_cut import CAP, MARGIN, Line, ink_map, warp_strip
 
 WORK_SIZES = (800, 420)  # working image sizes (longest side) for the line search
@@ -77,6 +78,8 @@ def find_lines(
     The scales are those of WORK_SIZES unless given.
     """
     lines: list[Line] = []
+    if not analysable(gray, MRZ_MAX_ASPECT):
+        return lines
     h, w = gray.shape
     for f in scales or tuple(size / max(h, w) for size in WORK_SIZES):
         work = cv2.resize(

@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from media.frame_size import MRZ_MAX_ASPECT, analysable
 from media.mrz import ALPHABET, MrzResult, alnum_positions, detect_format, parse_mrz
 from media.mrz_codes import choose_codes, uncertain_fields
 from media.mrz_cut import Line, cut_line, guess_count, ink_map, straighten, warp_strip
@@ -427,6 +428,8 @@ def read_mrz(image: np.ndarray, *, max_groups: int = 6) -> MrzReading:
     reading stays.
     """
     start = time.perf_counter()
+    if not analysable(image, MRZ_MAX_ASPECT):
+        return MrzReading(found=False)
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     model = load_model()
     search = _search(gray, model, max_groups)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from media.document import Detection, rectify, track_document
+from media.frame_size import analysable
 
 # thresholds measured on rendered 720p scenes and the specimen corpus
 SHARP_MIN = 150.0  # variance of the Laplacian on the 256 px wide document
@@ -120,6 +121,8 @@ def assess(
     """Judge one frame; pass the previous frame's detection to measure motion and
     to follow the document from there (much cheaper than a search)."""
     t0 = time.perf_counter()
+    if not analysable(frame):
+        return Quality(False, hints=["no_document"])
     det = detection or track_document(frame, previous, kind)
     if det is None:
         return Quality(

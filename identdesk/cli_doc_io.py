@@ -1,0 +1,124 @@
+"""Reading and writing files for the document-tools commands: images, videos,
+time intervals and output paths, each refused with one plain line."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from identdesk.cli import InputError, os_reason, write_image, write_problem
+from identdesk.cli import file_problem as _file_problem
+from media import render
+from media.render import image_size, image_truncated
+
+
+def pixel_limit() -> int:
+    """The most pixels OpenCV decodes (its CV_IO_MAX_IMAGE_PIXELS, 2**30 unless
+    OPENCV_IO_MAX_IMAGE_PIXELS says otherwise)."""
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30))
+    except ValueError:
+        return 1 << 30
+
+
+def read_image(path: str) -> np.ndarray:
+    """The image at `path` (BGR); InputError says in plain words why not."""
+    problem = _file_problem(path)
+    if problem:
+        raise InputError(f"cannot read {path!r}: {problem}")
+    if image_truncated(path):
+        # checked before decoding: libpng and libjpeg would warn on stderr and
+        # return the part they could read
+        raise InputError(f"cannot read {path!r}: the image is truncated")
+    size, limit = image_size(path), pixel_limit()
+    if size and size[0] * size[1] > limit:
+        raise InputError(
+            f"cannot read {path!r}: image too large: {size[0]} x {size[1]}, "
+            f"at most {limit} pixels"
+        )
+    try:
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+    except cv2.error:
+        # a format whose header image_size does not parse, over the limit
+        raise InputError(
+            f"cannot read {path!r}: image too large, at most {limit} pixels"
+        ) from None
+    if img is None:
+        raise InputError(f"cannot read {path!r}: not an image")
+    return img
+
+
+def read_video(
+    path: str, start: float = 0.0, end: float = float("inf"), min_frames: int = 1
+) -> tuple[list[np.ndarray], list[float]]:
+    problem = _file_problem(path)
+    if problem:
+        raise InputError(f"cannot read {path!r}: {problem}")
+    try:
+        frames, times = render.read_video(path, start, end)
+    except ValueError as exc:
+        raise InputError(f"cannot read {path!r}: {exc}") from None
+    if len(frames) < min_frames:
+        got = f"{len(frames)}" if frames else "none"
+        raise InputError(
+            f"cannot use {path!r}: needs at least {min_frames} frames between "
+            f"{start:g} and {end:g} s, found {got}"
+        )
+    return frames, times
+
+
+def check_intervals(
+    intervals: list[tuple[float, float]], lo: float, hi: float, name: str
+) -> None:
+    """Intervals must be finite, in lo..hi, in order and not overlapping."""
+    last = lo
+    for a, b in sorted(intervals):
+        text = f"{name} {a:g}-{b:g}"
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise InputError(f"{text}: give finite seconds")
+        if a < lo or b > hi:
+            raise InputError(f"{text}: outside {lo:g}-{hi:g} s")
+        if a < last:
+            raise InputError(f"{text}: overlaps the interval before it")
+        last = b
+
+
+def intervals(text: str, name: str) -> list[tuple[float, float]]:
+    """The intervals in `text`, at least one, sorted by start."""
+    try:
+        found = render.parse_intervals(text)
+    except ValueError as exc:
+        raise InputError(f"{name}: {exc}") from None
+    if not found:
+        raise InputError(f"{name} {text!r}: give at least one interval START-END")
+    return sorted(found)
+
+
+def interval(text: str, name: str) -> tuple[float, float]:
+    found = intervals(text, name)
+    if len(found) != 1:
+        raise InputError(f"{name} {text!r}: give one interval START-END")
+    ((a, b),) = found
+    if not (math.isfinite(a) and math.isfinite(b)) or a < 0:
+        raise InputError(f"{name} {text!r}: give finite seconds from 0")
+    return a, b
+
+
+def save_image(folder: Path, name: str, image: np.ndarray) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot write to {str(folder)!r}: {os_reason(exc)}") from None
+    write_image(folder / name, image)
+
+
+def check_overlay(path: str) -> None:
+    if Path(path).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise InputError(f"--overlay {path!r}: give a .png or .jpg file")
+    problem = write_problem(path)
+    if problem:
+        raise InputError(f"cannot write {path!r}: {problem}")
