@@ -146,6 +146,24 @@ def os_reason(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
+def write_reason(exc: OSError, path: str | Path) -> str:
+    """Why a file or folder could not be created at `path`, in plain words (the
+    real reason, where os_reason would say "no such file" of a missing output)."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    p = Path(path).absolute()
+    existing = next((a for a in p.parents if a.exists()), None)
+    if isinstance(exc, NotADirectoryError) or (
+        existing is not None and not existing.is_dir()
+    ):
+        return f"{str(existing)!r} is a file, not a folder"
+    if isinstance(exc, FileNotFoundError) and existing == p.parent:
+        return f"files cannot be created in {str(existing)!r}"
+    if isinstance(exc, FileNotFoundError):
+        return f"no such folder {str(p.parent)!r}"
+    return (exc.strerror or str(exc)).lower()
+
+
 def file_problem(path: str) -> str | None:
     """Why `path` cannot be an input file, in plain words; None when it can."""
     try:

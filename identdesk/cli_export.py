@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import secrets
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from identdesk.app import build_services
+from identdesk.cli import (
+    InputError,
+    guard,
+    remove_file,
+    write_problem,
+    write_reason,
+)
 from identdesk.cli_serve import settings_from
 from media.remux import remux
 from signaling.cases import State
@@ -34,7 +43,7 @@ def register(commands: Any) -> None:
     export.add_argument("case_id")
     export.add_argument("output", type=Path, help="OUT.mkv (OUT-2.mkv ... for more)")
     _common(export)
-    export.set_defaults(func=cmd_recording_export)
+    export.set_defaults(func=guard(cmd_recording_export))
 
     evidence = commands.group("evidence", "work with a case's evidence")
     dump = evidence.add_parser(
@@ -43,7 +52,7 @@ def register(commands: Any) -> None:
     dump.add_argument("case_id")
     dump.add_argument("directory", type=Path)
     _common(dump)
-    dump.set_defaults(func=cmd_evidence_export)
+    dump.set_defaults(func=guard(cmd_evidence_export))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +61,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help="export evidence blocked after a withdrawal (legal hold) anyway",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist (refused otherwise)",
     )
 
 
@@ -105,8 +119,26 @@ async def _rows(svc: Services, args: argparse.Namespace, kinds: set[str] | None)
     return rows
 
 
-def export_item(svc: Services, row: Any, path: Path) -> str:
-    """Decrypt one item to `path`; returns a one-line description."""
+def _partial(path: Path) -> Path:
+    """A hidden name beside `path` with its suffix (libav picks the format by it)."""
+    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.part{path.suffix}")
+
+
+def export_item(svc: Services, row: Any, path: Path, overwrite: bool = False) -> str:
+    """Decrypt one item to `path` through a partial file renamed at the end, so a
+    failed export leaves nothing half-written; returns a one-line description."""
+    partial = _partial(path)
+    try:
+        text = _decrypt_to(svc, row, partial, path.name)
+        if not overwrite and path.exists():
+            raise FileExistsError(0, "it appeared during the export", str(path))
+        os.replace(partial, path)
+    finally:
+        remove_file(partial)
+    return text
+
+
+def _decrypt_to(svc: Services, row: Any, path: Path, name: str) -> str:
     if row.kind == "recording":
         reader = svc.evidence.salvage(row)
         figures = remux(_ChunkReader(reader), path)
@@ -116,7 +148,7 @@ def export_item(svc: Services, row: Any, path: Path) -> str:
         )
         if reader.truncated:
             _warn(
-                f"{path.name}: the recording was cut off (the server stopped during "
+                f"{name}: the recording was cut off (the server stopped during "
                 "the call); exported the part that was saved"
             )
         return text
@@ -126,14 +158,51 @@ def export_item(svc: Services, row: Any, path: Path) -> str:
     return f"{row.width}x{row.height}" if row.width else f"{row.bytes} bytes"
 
 
-def _export_all(svc: Services, rows: list[Any], paths: list[Path]) -> int:
+def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Outputs that exist are replaced only with --overwrite."""
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        names = ", ".join(repr(str(p)) for p in existing)
+        raise InputError(
+            f"will not overwrite {names}: give --overwrite to replace "
+            f"{'it' if len(existing) == 1 else 'them'}"
+        )
+    for p in existing:
+        if p.is_dir():
+            raise InputError(f"cannot write {str(p)!r}: it is a folder")
+
+
+def _output_folder(folder: Path, create: bool = True) -> None:
+    """`folder` is (or with `create` becomes) a folder, or InputError says why
+    not."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(
+            f"cannot export to {str(folder)!r}: it is a file, not a folder"
+        )
+    if not create:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = write_reason(exc, folder)
+        raise InputError(f"cannot create folder {str(folder)!r}: {reason}") from None
+
+
+def _export_all(
+    svc: Services, rows: list[Any], paths: list[Path], overwrite: bool
+) -> int:
     failures = 0
     for row, path in zip(rows, paths, strict=True):
         try:
-            text = export_item(svc, row, path)
-        except (VaultError, OSError, ValueError) as exc:
+            text = export_item(svc, row, path, overwrite)
+        except OSError as exc:
+            _warn(
+                f"{row.kind} {row.id} not written to {path}: {write_reason(exc, path)}"
+            )
+            failures += 1
+            continue
+        except (VaultError, ValueError) as exc:
             _warn(f"{row.kind} {row.id} could not be exported: {exc}")
-            path.unlink(missing_ok=True)
             failures += 1
             continue
         print(f"{path}  {row.kind} {text}")
@@ -152,6 +221,9 @@ def _open_existing(args: argparse.Namespace) -> bool:
 def cmd_recording_export(args: argparse.Namespace) -> int:
     if not _open_existing(args):
         return 1
+    problem = write_problem(args.output)
+    if problem:
+        raise InputError(f"cannot write {str(args.output)!r}: {problem}")
 
     async def run() -> int:
         svc = await build_services(settings_from(args))
@@ -164,9 +236,10 @@ def cmd_recording_export(args: argparse.Namespace) -> int:
                 out if i == 0 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
                 for i in range(len(rows))
             ]
+            _refuse_existing(paths, args.overwrite)
             if len(rows) > 1:
                 print(f"case {args.case_id} has {len(rows)} recordings (call resumed)")
-            return _export_all(svc, rows, paths)
+            return _export_all(svc, rows, paths, args.overwrite)
         finally:
             await svc.engine.dispose()
 
@@ -176,6 +249,7 @@ def cmd_recording_export(args: argparse.Namespace) -> int:
 def cmd_evidence_export(args: argparse.Namespace) -> int:
     if not _open_existing(args):
         return 1
+    _output_folder(args.directory, create=False)
 
     async def run() -> int:
         svc = await build_services(settings_from(args))
@@ -183,13 +257,14 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
             rows = await _rows(svc, args, None)
             if rows is None:
                 return 1
-            args.directory.mkdir(parents=True, exist_ok=True)
             paths = [
                 args.directory
                 / f"{i:02d}-{r.kind}{EXTENSIONS.get(r.media_type, '.bin')}"
                 for i, r in enumerate(rows, 1)
             ]
-            return _export_all(svc, rows, paths)
+            _refuse_existing(paths, args.overwrite)
+            _output_folder(args.directory)
+            return _export_all(svc, rows, paths, args.overwrite)
         finally:
             await svc.engine.dispose()
 

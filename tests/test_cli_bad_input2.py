@@ -93,3 +93,112 @@ def test_hologram_check_thin_video_is_inconclusive(files):
     out = json.loads(result.stdout)
     assert out["verdict"] == "inconclusive"
     assert out["reason"] == "frames too narrow to analyse (3000 x 4)"
+
+
+# --- evidence and recording exports -------------------------------------------
+
+
+async def _case_with_evidence(data: Path, recording: bytes) -> str:
+    import argparse
+
+    from identdesk.app import build_services
+    from identdesk.cli_serve import settings_from
+
+    svc = await build_services(settings_from(argparse.Namespace(data_dir=data)))
+    try:
+        partner_id, _ = await svc.accounts.add_partner("p")
+        identity = {"given_names": "ERIKA", "surname": "MUSTERMANN",
+                    "birth_date": "1983-08-12"}  # fmt: skip
+        case, _ = await svc.store.create(
+            partner_id, identity, "e@example.org", None, None, "de"
+        )
+        png = cv2.imencode(".png", np.full((24, 32, 3), 90, np.uint8))[1].tobytes()
+        await svc.evidence.add(case.id, "front", "image/png", png, 32, 24)
+        await svc.evidence.add(case.id, "recording", "video/x-matroska", recording)
+        return case.id
+    finally:
+        await svc.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A data folder with a case holding a front snapshot and a 1 s recording."""
+    import asyncio
+
+    tmp = tmp_path_factory.mktemp("export")
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(10)]
+    render.write_video(tmp / "rec.mkv", frames, 10.0)
+    data = tmp / "data"
+    return data, asyncio.run(_case_with_evidence(data, (tmp / "rec.mkv").read_bytes()))
+
+
+def _export(case: tuple[Path, str], *args: object) -> subprocess.CompletedProcess[str]:
+    data, case_id = case
+    what = "recording" if str(args[0]).endswith(".mkv") else "evidence"
+    return identdesk(what, "export", case_id, *args, "--data-dir", data)
+
+
+def test_export_folder_that_cannot_be_made(case, tmp_path):
+    (tmp_path / "file").write_text("keep")
+    for folder, reason in (
+        ("/proc/ev", "files cannot be created in '/proc'"),
+        (f"{tmp_path}/file", "it is a file, not a folder"),
+        (f"{tmp_path}/file/sub", f"'{tmp_path}/file' is a file, not a folder"),
+    ):
+        result = _export(case, folder)
+        message = (
+            f"cannot export to '{folder}': {reason}"
+            if reason.startswith("it is")
+            else f"cannot create folder '{folder}': {reason}"
+        )
+        assert (result.returncode, result.stderr) == (2, f"identdesk: {message}\n")
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_export_does_not_overwrite_without_overwrite(case, tmp_path):
+    keep = tmp_path / "keep.mkv"
+    keep.write_text("keep")
+    result = _export(case, keep)
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"identdesk: will not overwrite '{keep}': give --overwrite to replace it\n",
+    )
+    assert keep.read_text() == "keep"
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "01-front.png").write_text("keep")
+    result = _export(case, tmp_path / "ev")
+    assert result.returncode == 2
+    assert "will not overwrite" in result.stderr and "01-front.png" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["01-front.png"]
+    assert (tmp_path / "ev" / "01-front.png").read_text() == "keep"
+
+    # with --overwrite both are replaced, and no partial file is left
+    assert _export(case, keep, "--overwrite").returncode == 0
+    assert keep.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"  # Matroska's EBML header
+    result = _export(case, tmp_path / "ev", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "ev").iterdir())
+    assert names == ["01-front.png", "02-recording.mkv"]
+    assert cv2.imread(str(tmp_path / "ev" / "01-front.png")).shape == (24, 32, 3)
+    assert [p.name for p in tmp_path.iterdir() if ".part" in p.name] == []
+
+
+def test_export_into_a_new_folder(case, tmp_path):
+    result = _export(case, tmp_path / "new" / "ev")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "new" / "ev").iterdir()) == [
+        "01-front.png",
+        "02-recording.mkv",
+    ]
+
+
+def test_failed_export_leaves_nothing_half_written(tmp_path):
+    import asyncio
+
+    data = tmp_path / "data"
+    case_id = asyncio.run(_case_with_evidence(data, b"not a recording" * 1000))
+    out = tmp_path / "out.mkv"
+    result = _export((data, case_id), out)
+    assert result.returncode == 1
+    assert "could not be exported" in result.stderr
+    assert list(tmp_path.iterdir()) == [data]
