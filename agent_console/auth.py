@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
@@ -10,9 +11,10 @@ from aiohttp_session import get_session, new_session
 
 from signaling.accounts import Agent
 from signaling.errors import ApiError, bad_request, read_json
-from signaling.ratelimit import wait_text
-from signaling.services import client_address, services
+from signaling.ratelimit import FailureLimiter, wait_text
+from signaling.services import client_address, client_tag, services
 
+logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -51,29 +53,59 @@ def _agent_json(agent: Agent, csrf: str) -> dict[str, Any]:
     }
 
 
+# Failed logins are counted per (client address, name), so one attacker's guesses
+# at one name do not hold back other agents (the account's own lock is in
+# signaling/accounts.py). Behind a reverse proxy every client has the proxy's
+# address, so the per-address ceiling against spraying many names is generous, and
+# an agent who logged in from that address lately is not held back by it.
+SPRAY_CEILING = 10  # times the per-name limit
+KNOWN_FOR = 12 * 3600.0  # seconds: a shift and then some
+
+
+def login_wait(
+    limiter: FailureLimiter, client: str, pair: tuple[str, str]
+) -> tuple[float, str]:
+    """Seconds to wait before this login may be tried, and which limit holds."""
+    wait = limiter.retry_after(pair)
+    if wait > 0:
+        return wait, "name"
+    if limiter.known(pair):
+        return 0.0, ""
+    wait = limiter.retry_after(client, limiter.limit * SPRAY_CEILING)
+    return wait, "address" if wait > 0 else ""
+
+
 @routes.post("/agent/api/login")
 async def login(request: web.Request) -> web.Response:
     check_origin(request)
     svc = services(request)
     client = client_address(request)
-    wait = svc.login_limiter.retry_after(client)
+    data = await read_json(request)
+    name, password = data.get("name"), data.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise bad_request("login needs 'name' and 'password' strings")
+
+    # the same for known and unknown names: the answer tells no names apart
+    limiter = svc.login_limiter
+    pair = (client, name[:120])  # names are at most 100 characters
+    wait, held_by = login_wait(limiter, client, pair)
     if wait > 0:
+        logger.warning(
+            "%s x login held back (per %s limit)", client_tag(request), held_by
+        )
         raise ApiError(
             429,
             "too_many_attempts",
             f"too many failed logins; try again {wait_text(wait)}",
             retry_after=int(wait) + 1,
         )
-    data = await read_json(request)
-    name, password = data.get("name"), data.get("password")
-    if not isinstance(name, str) or not isinstance(password, str):
-        raise bad_request("login needs 'name' and 'password' strings")
     try:
         agent = await svc.accounts.login(name, password)
     except ApiError:
-        svc.login_limiter.fail(client)
+        limiter.fail(pair)
+        limiter.fail(client)
         raise
-    svc.login_limiter.succeed(client)
+    limiter.succeed(pair, known_for=KNOWN_FOR)
     session = await new_session(request)
     session["agent_id"] = agent.id
     session["epoch"] = agent.session_epoch

@@ -1,4 +1,4 @@
-"""`identdesk serve`, `agent add`, `partner add`, `recording export`."""
+"""`identdesk serve`, `agent add|unlock`, `partner add`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def register(commands: Any) -> None:
     add.add_argument("--admin", action="store_true", help="give the admin role")
     add.add_argument("--data-dir", type=Path)
     add.set_defaults(func=cmd_agent_add)
+    unlock = agent.add_parser(
+        "unlock", help="lift an agent's login lock and forget its failed logins"
+    )
+    unlock.add_argument("name")
+    unlock.add_argument("--data-dir", type=Path)
+    unlock.set_defaults(func=cmd_agent_unlock)
 
     partner = commands.group("partner", "manage partner API keys")
     padd = partner.add_parser("add", help="add a partner; prints its API key once")
@@ -89,6 +95,14 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
         return f"agent {agent.name} added; password (shown once): {password}"
 
     return _account_command(args, create)
+
+
+def cmd_agent_unlock(args: argparse.Namespace) -> int:
+    async def unlock(svc: Services) -> str:
+        await svc.accounts.unlock(args.name)
+        return f"agent {args.name} unlocked; its failed logins are forgotten"
+
+    return _account_command(args, unlock)
 
 
 def cmd_partner_add(args: argparse.Namespace) -> int:

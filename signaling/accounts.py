@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -31,6 +33,27 @@ class Agent:
     name: str
     role: str
     session_epoch: int = 0
+
+
+def _password_matches(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except VerificationError:
+        return False
+
+
+def _login_failed() -> ApiError:
+    return ApiError(401, "login_failed", "name or password is wrong")
+
+
+# A per-process key: failed logins under one unknown name can be matched in the
+# logs, but the name (perhaps a password typed into the wrong field) not read.
+_TAG_KEY = secrets.token_bytes(16)
+
+
+def name_tag(name: str) -> str:
+    digest = hmac.new(_TAG_KEY, name.encode(errors="replace"), hashlib.sha256)
+    return "name-" + digest.hexdigest()[:8]
 
 
 def api_key_digest(key: str) -> str:
@@ -100,40 +123,28 @@ class Accounts:
         return Agent(row.id, row.name, row.role, row.session_epoch) if row else None
 
     async def login(self, name: str, password: str) -> Agent:
-        """The agent, or 401/423; repeated failures lock the account for a while."""
+        """The agent; else 401 with one answer for an unknown name, a wrong password
+        and a locked account, so names cannot be told apart. Repeated failures lock
+        the account for a while."""
         now = self.clock()
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(sa.select(db.agents).where(db.agents.c.name == name))
             ).first()
         if row is None:
-            _hasher.hash(
-                password
-            )  # same cost as a real check: no user enumeration by timing
-            raise ApiError(401, "login_failed", "name or password is wrong")
+            _hasher.hash(password)  # the cost of a real check: no names by timing
+            logger.warning("x failed login for unknown name %s", name_tag(name))
+            raise _login_failed()
+        matches = _password_matches(row.password_hash, password)
         if row.locked_until and datetime.fromisoformat(row.locked_until) > now:
-            raise ApiError(
-                423,
-                "account_locked",
-                f"too many failed logins; try again after {row.locked_until[:16]} UTC",
+            # checked after the hash, which a locked account costs too
+            logger.warning(
+                "x login refused for agent %s: locked until %s", name, row.locked_until
             )
-        try:
-            _hasher.verify(row.password_hash, password)
-        except VerificationError:
-            failed = row.failed_logins + 1
-            locked = (
-                db.utcnow_iso(now + LOCKOUT) if failed >= MAX_FAILED_LOGINS else None
-            )
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    db.agents.update()
-                    .where(db.agents.c.id == row.id)
-                    .values(failed_logins=0 if locked else failed, locked_until=locked)
-                )
-            logger.warning("x failed login for agent %s (%d)", name, failed)
-            if locked:
-                logger.warning("x agent %s locked until %s", name, locked)
-            raise ApiError(401, "login_failed", "name or password is wrong") from None
+            raise _login_failed()
+        if not matches:
+            await self._count_failure(row, now)
+            raise _login_failed()
         async with self.engine.begin() as conn:
             values: dict[str, object] = {"failed_logins": 0, "locked_until": None}
             if _hasher.check_needs_rehash(row.password_hash):
@@ -142,6 +153,31 @@ class Accounts:
                 db.agents.update().where(db.agents.c.id == row.id).values(**values)
             )
         return Agent(row.id, row.name, row.role, row.session_epoch)
+
+    async def _count_failure(self, row: Any, now: datetime) -> None:
+        failed = row.failed_logins + 1
+        locked = db.utcnow_iso(now + LOCKOUT) if failed >= MAX_FAILED_LOGINS else None
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                db.agents.update()
+                .where(db.agents.c.id == row.id)
+                .values(failed_logins=0 if locked else failed, locked_until=locked)
+            )
+        logger.warning("x failed login for agent %s (%d)", row.name, failed)
+        if locked:
+            logger.warning("x agent %s locked until %s", row.name, locked)
+
+    async def unlock(self, name: str) -> None:
+        """Lift the agent's lock and forget its failed logins."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                db.agents.update()
+                .where(db.agents.c.name == name)
+                .values(failed_logins=0, locked_until=None)
+            )
+        if result.rowcount == 0:
+            raise ApiError(404, "agent_unknown", f"no agent named {name!r}")
+        logger.info("- agent %s unlocked", name)
 
     async def end_sessions(self, agent_id: int) -> None:
         """Log the agent out everywhere: older session cookies stop working."""
