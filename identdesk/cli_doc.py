@@ -20,10 +20,10 @@ from identdesk.cli import (
     TimesParser,
     end_progress,
     guard,
-    os_reason,
     progress,
     write_image,
     write_problem,
+    write_reason,
 )
 from identdesk.cli_doc_io import (
     check_intervals,
@@ -35,7 +35,7 @@ from identdesk.cli_doc_io import (
     save_image,
 )
 from media import render
-from media.document import ASPECT, RECTIFIED_SIZE, rectify
+from media.document import ASPECT, RECTIFIED_SIZE, detect_document, rectify
 from media.faces import find_faces, portrait_face
 from media.frame_size import frame_problem
 from media.hologram import check_hologram, check_tilt, random_torch_pattern
@@ -377,7 +377,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     try:
         write_video_and_truth(out, scene, truth, count, _shown(count))
     except OSError as exc:  # av.error.PermissionError and the like are OSErrors
-        raise InputError(f"cannot write {args.out!r}: {os_reason(exc)}") from None
+        reason = write_reason(exc, out)
+        raise InputError(f"cannot write {args.out!r}: {reason}") from None
     end_progress()
     on = ",".join(f"{a:g}-{b:g}" for a, b in torch_on)
     print(
@@ -446,6 +447,18 @@ def _image_kind(image: np.ndarray, given: str | None) -> str:
 MIN_HOLOGRAM_FRAMES = 6
 
 
+KIND_NAMES = {"id1": "an ID-1 card (id1)", "td3": "a TD3 passport page (td3)"}
+
+
+def _seen_kind(frames: list[np.ndarray], samples: int = 5) -> str | None:
+    """The kind the detector sees, unprompted, in most of a few frames spread
+    over the video; None when it finds the document in fewer than three."""
+    picks = np.linspace(0, len(frames) - 1, min(samples, len(frames))).astype(int)
+    kinds = [det.kind for i in picks if (det := detect_document(frames[i]))]
+    best = max(set(kinds), key=kinds.count, default=None)
+    return best if best is not None and kinds.count(best) >= 3 else None
+
+
 def cmd_hologram_check(args: argparse.Namespace) -> int:
     start, end = interval(args.window, "--window")
     if args.tilt == (args.torch_on is not None):
@@ -465,6 +478,14 @@ def cmd_hologram_check(args: argparse.Namespace) -> int:
         result = check_tilt(frames, times, kind=args.document)
     else:
         result = check_hologram(frames, times, torch_on, kind=args.document)
+    seen = _seen_kind(frames) if args.document else None
+    if seen is not None and seen != args.document:
+        note = (
+            f"the document looks like {KIND_NAMES[seen]}, not the --document "
+            f"{args.document} given: the check looked at it as {args.document}"
+        )
+        result.reason = f"{result.reason}; {note}"
+        print(f"identdesk: warning: {note}", file=sys.stderr)
     if args.overlay and result.overlay is not None:
         write_image(args.overlay, result.overlay)
     elif args.overlay:

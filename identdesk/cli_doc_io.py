@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from identdesk.cli import InputError, os_reason, write_image, write_problem
+from identdesk.cli import InputError, write_image, write_problem, write_reason
 from identdesk.cli import file_problem as _file_problem
 from media import render
 from media.render import image_size, image_truncated
@@ -89,6 +89,13 @@ def check_intervals(
 
 def intervals(text: str, name: str) -> list[tuple[float, float]]:
     """The intervals in `text`, at least one, sorted by start."""
+    parts = [part.strip() for part in text.split(",")]
+    if any(parts) and not all(parts):
+        raise InputError(f"{name} {text!r}: an empty interval between commas")
+    for part in parts:
+        if math.isinf(_start(part)):
+            # parse_intervals would call an END below an infinite START misplaced
+            raise InputError(f"{name} {part}: give finite seconds")
     try:
         found = render.parse_intervals(text)
     except ValueError as exc:
@@ -96,6 +103,14 @@ def intervals(text: str, name: str) -> list[tuple[float, float]]:
     if not found:
         raise InputError(f"{name} {text!r}: give at least one interval START-END")
     return sorted(found)
+
+
+def _start(part: str) -> float:
+    """The START of `part` as a number, 0 when it is not one."""
+    try:
+        return float(part.split("-")[0])
+    except ValueError:
+        return 0.0
 
 
 def interval(text: str, name: str) -> tuple[float, float]:
@@ -112,7 +127,8 @@ def save_image(folder: Path, name: str, image: np.ndarray) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot write to {str(folder)!r}: {os_reason(exc)}") from None
+        reason = write_reason(exc, folder)
+        raise InputError(f"cannot write to {str(folder)!r}: {reason}") from None
     write_image(folder / name, image)
 
 

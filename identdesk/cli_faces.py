@@ -29,7 +29,11 @@ def register(commands: Any) -> None:
     )
     p.add_argument("-n", "--scenes", type=int, default=12, help="rendered per set")
     p.add_argument("--seed", type=int, default=4000)
-    p.add_argument("--corpus", default=str(CORPUS), metavar="DIR")
+    p.add_argument(
+        "--corpus",
+        metavar="DIR",
+        help=f"specimen images (default {CORPUS}, left out when absent)",
+    )
     p.add_argument(
         "--no-baseline",
         action="store_true",
@@ -50,10 +54,15 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.corpus is not None and not Path(args.corpus).is_dir():
+        # a folder given on purpose that is not there is a mistake, not "absent"
+        what = "not a folder" if Path(args.corpus).exists() else "no such folder"
+        print(f"identdesk: --corpus {args.corpus!r}: {what}", file=sys.stderr)
+        return 2
     out = evaluate(
         n=args.scenes,
         seed=args.seed,
-        corpus=Path(args.corpus),
+        corpus=Path(args.corpus or CORPUS),
         baseline=not args.no_baseline,
         progress=_progress,
     )

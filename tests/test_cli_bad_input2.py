@@ -202,3 +202,62 @@ def test_failed_export_leaves_nothing_half_written(tmp_path):
     assert result.returncode == 1
     assert "could not be exported" in result.stderr
     assert list(tmp_path.iterdir()) == [data]
+
+
+# --- argument messages ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def td3_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s, 10 fps, 640x360 clip of a drawn passport page lit 0.5-1 s."""
+    path = tmp_path_factory.mktemp("td3") / "td3.mp4"
+    clip = render.render_video(
+        render.draw_document("td3", seed=3), seconds=2.0, fps=10.0, width=640,
+        height=360, torch_on=[(0.5, 1.0)],
+    )  # fmt: skip
+    render.write_video(path, clip.frames, clip.fps)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["doc", "render", "{tmp}/r.mp4", "--torch-on", "1e400-2"],
+         "--torch-on 1e400-2: give finite seconds"),
+        (["hologram", "check", "{video}", "--window", "0-2", "--torch-on", "inf-2"],
+         "--torch-on inf-2: give finite seconds"),
+        (["doc", "render", "{tmp}/r.mp4", "--seconds", "8", "--torch-on",
+          "2-3,,5-6"], "--torch-on '2-3,,5-6': an empty interval between commas"),
+        (["hologram", "check", "{video}", "--window", "0-2", "--torch-on",
+          "0.5-1,"], "--torch-on '0.5-1,': an empty interval between commas"),
+        (["doc", "analyze", "{png}", "--save", "{png}/sub"], "cannot write to "
+         "'{png}/sub': '{png}' is a file, not a folder"),
+        (["doc", "render", "/proc/out.mp4", "--seconds", "1", "--torch-on",
+          "0.2-0.5"], "cannot write '/proc/out.mp4': files cannot be created in "
+         "'/proc'"),
+        (["eval", "faces", "--corpus", "/nonexistent", "-n", "1"], "--corpus "
+         "'/nonexistent': no such folder"),
+        (["eval", "faces", "--corpus", "{png}", "-n", "1"], "--corpus '{png}': not "
+         "a folder"),
+    ],
+)  # fmt: skip
+def test_argument_messages(files, td3_video, tmp_path, command, line):
+    names = {"tmp": tmp_path, "png": files / "td3.png", "video": td3_video}
+    result = identdesk(*[a.format(**names) for a in command])
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"identdesk: {line.format(**names)}\n"
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_hologram_check_says_when_the_document_kind_disagrees(td3_video):
+    check = ["hologram", "check", td3_video, "--window", "0-2", "--torch-on", "0.5-1"]
+    note = (
+        "the document looks like a TD3 passport page (td3), not the --document "
+        "id1 given: the check looked at it as id1"
+    )
+    result = identdesk(*check, "--document", "id1", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["reason"].endswith(f"; {note}")
+    assert f"identdesk: warning: {note}\n" in result.stderr
+    result = identdesk(*check, "--document", "td3", "--json")
+    assert "looks like" not in result.stdout + result.stderr
