@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -15,6 +13,7 @@ from signaling.cases import State
 from signaling.errors import ApiError, bad_request, read_json
 from signaling.evidence import delete_evidence
 from signaling.mail import compose
+from signaling.results import callback_refusal
 from signaling.services import services
 
 logger = logging.getLogger(__name__)
@@ -52,29 +51,11 @@ def _text(
 
 
 def check_callback_url(url: str, allow_insecure: bool) -> None:
-    """Results carry personal decisions: https to a public host only (no SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise bad_request(
-            f"callback_url {url[:80]!r} must be an http(s) URL", "invalid_field"
-        )
-    if allow_insecure:
-        return
-    if parts.scheme != "https":
-        raise bad_request(f"callback_url {url[:80]!r} must use https", "invalid_field")
-    host = parts.hostname
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            raise bad_request(
-                f"callback_url host {host!r} is not a public host", "invalid_field"
-            ) from None
-        return
-    if not address.is_global:
-        raise bad_request(
-            f"callback_url host {host!r} is not a public address", "invalid_field"
-        )
+    """Results carry personal decisions: https to a public host only (no SSRF);
+    a name's addresses are checked again whenever a result is sent."""
+    refusal = callback_refusal(url, public_only=not allow_insecure)
+    if refusal is not None:
+        raise bad_request(refusal, "invalid_field")
 
 
 def parse_case_request(
