@@ -38,7 +38,7 @@ from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, detect_document, rectify
 from media.faces import find_faces, portrait_face
 from media.frame_size import frame_problem
-from media.hologram import check_hologram, check_tilt, random_torch_pattern
+from media.hologram import check_hologram, check_tilt
 from media.quality import assess, best_index, document_figures
 from media.render import image_size
 from media.render_truth import RenderTruth, truth_path, write_video_and_truth
@@ -83,9 +83,16 @@ def register(commands: Any) -> None:
     p.add_argument(
         "--torch-on",
         default=None,
-        help="lit intervals A-B,C-D in seconds (default: a random pattern)",
+        help="lit intervals A-B,C-D in seconds (default: a pattern drawn from "
+        "--seed, 3.3 s or longer)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the scene, its motion and the default torch pattern: one seed gives "
+        "the same video file and truth file (default 0)",
+    )
     p.add_argument("--partial", action="store_true", help="one side out of frame")
     p.set_defaults(func=guard(cmd_render))
 
@@ -358,7 +365,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         check_intervals(torch_on, 0.0, args.seconds, "--torch-on")
     else:
         try:
-            torch_on = random_torch_pattern(args.seconds)
+            torch_on = render.seeded_torch_pattern(args.seconds, args.seed)
         except ValueError as exc:
             raise InputError(f"--seconds: {exc}") from None
     scene = render.SceneRenderer(

@@ -371,6 +371,32 @@ def parse_intervals(text: str) -> list[tuple[float, float]]:
     return out
 
 
+def seeded_torch_pattern(seconds: float, seed: int) -> list[tuple[float, float]]:
+    """A torch pattern for a render, the same for the same seed: by the rules of
+    media.hologram.random_torch_pattern (off for the first 0.5 s, steps of 0.4 to
+    1 s, two or more lit steps, lit for 25-70 % of the time), which draws a live
+    challenge from `secrets` so that no one can predict it."""
+    lead, shortest, longest = 0.5, 400, 1000  # steps in ms
+    if seconds < lead + 2 * (shortest + longest) / 1000:
+        raise ValueError(
+            f"a torch pattern needs at least {lead + 2.8:g} s "
+            f"(two on and two off steps), got {seconds:g} s"
+        )
+    rng = np.random.default_rng([seed, 0x7043])  # apart from the scene's stream
+    while True:
+        steps = rng.integers(shortest, longest, size=int(seconds / 0.4) + 2,
+                             endpoint=True) / 1000  # fmt: skip
+        ends = np.minimum(lead + np.cumsum(steps), seconds)
+        starts = np.concatenate([[lead], ends[:-1]])
+        first_lit = int(rng.integers(2))
+        lit = [(round(float(a), 3), round(float(b), 3))
+               for k, (a, b) in enumerate(zip(starts, ends, strict=True))
+               if (k + first_lit) % 2 and a < seconds - 0.05]  # fmt: skip
+        on_time = sum(b - a for a, b in lit)
+        if len(lit) >= 2 and 0.25 * seconds <= on_time <= 0.7 * seconds:
+            return lit
+
+
 def lit_at(t: float, torch_on: Sequence[tuple[float, float]]) -> bool:
     return any(a <= t < b for a, b in torch_on)
 
@@ -439,7 +465,8 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> N
     if first is None:
         raise ValueError(f"no frames to write to {path.name!r}")
     h, w = first.shape[:2]
-    with av.open(str(path), "w") as container:
+    # bitexact: no random Matroska UIDs, so one seed gives one file
+    with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
         stream = cast(
             "av.VideoStream",
             container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001)),

@@ -261,3 +261,34 @@ def test_hologram_check_says_when_the_document_kind_disagrees(td3_video):
     assert f"identdesk: warning: {note}\n" in result.stderr
     result = identdesk(*check, "--document", "td3", "--json")
     assert "looks like" not in result.stdout + result.stderr
+
+
+# --- doc render: one seed, one file ----------------------------------------------
+
+
+def test_render_same_seed_same_file(tmp_path):
+    outs = {}
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        out = tmp_path / f"{name}.webm"
+        args = ["doc", "render", out, "--seconds", "4", "--fps", "5", "--seed", seed]
+        result = identdesk(*args, "--resolution", "720p")
+        assert result.returncode == 0, result.stderr
+        truth = json.loads(out.with_suffix(".truth.json").read_text())
+        pattern = result.stdout.split("torch-on ")[1].split(",  and")[0]
+        outs[name] = (out.read_bytes(), truth, pattern.split(", and its")[0])
+    assert outs["a"] == outs["b"]  # video bytes, truth file and torch pattern
+    assert outs["a"][2] != outs["c"][2] and outs["a"][0] != outs["c"][0]
+    assert outs["a"][1]["frames"] == outs["b"][1]["frames"]
+
+
+def test_seeded_torch_pattern_follows_the_challenge_rules():
+    for seed in range(40):
+        lit = render.seeded_torch_pattern(6.0, seed)
+        assert lit == render.seeded_torch_pattern(6.0, seed)
+        assert len(lit) >= 2 and lit[0][0] >= 0.5 and lit[-1][1] <= 6.0
+        assert 1.5 <= sum(b - a for a, b in lit) <= 4.2
+        assert all(0.4 <= b - a <= 1.0 or b == 6.0 for a, b in lit)
+        gaps = [c - b for (_, b), (c, _) in zip(lit, lit[1:], strict=False)]
+        assert all(0.4 <= g <= 1.0 for g in gaps)
+    with pytest.raises(ValueError, match="needs at least 3.3 s"):
+        render.seeded_torch_pattern(3.0, 1)
