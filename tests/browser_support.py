@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
@@ -98,6 +100,11 @@ async def chromium(camera_file: Path, server: Server) -> AsyncIterator[Any]:
         await browser.close()
         await pw.stop()
 
+    # an uncaught error in any page the test opened fails it, whatever it checked
+    reports = WATCHED.pop(browser, {}).values()
+    thrown = [line for seen in reports for line in seen.thrown]
+    assert not thrown, "a page threw:\n" + "\n".join(thrown)
+
 
 class Shots:
     """Numbered screenshots of one test in artifacts/screenshots/."""
@@ -120,18 +127,73 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     return Shots(request.node.name.removeprefix("test_"))
 
 
-async def phone_page(browser: Any, **extra: Any) -> Any:
-    context = await browser.new_context(**{**PHONE, **extra})
+@dataclass
+class PageErrors:
+    """What a page reported over the DevTools protocol while a test drove it."""
+
+    thrown: list[str] = field(default_factory=list)  # uncaught errors, rejections
+    console: list[str] = field(default_factory=list)  # console.error and the like
+    failed: list[str] = field(default_factory=list)  # "401 GET /path" answers
+
+    def problems(self, expected_failed: tuple[str, ...] = ()) -> list[str]:
+        """Every report except the failed loads the test expects (each once)."""
+        unexpected = list(self.failed)
+        for item in expected_failed:
+            if item in unexpected:
+                unexpected.remove(item)
+        return [*self.thrown, *self.console, *unexpected]
+
+
+def watch_errors(page: Any) -> PageErrors:
+    """Collect the page's errors from now on, across its navigations."""
+    seen = PageErrors()
+
+    def thrown(error: Any) -> None:
+        seen.thrown.append(f"{page.url}: {error.stack or error.message}")
+
+    def console(message: Any) -> None:
+        # an error status is logged as "Failed to load resource"; `failed` has it
+        if message.type == "error" and not message.text.startswith(
+            "Failed to load resource"
+        ):
+            where = message.location
+            place = f"{where.get('url')}:{where.get('lineNumber')}"
+            seen.console.append(f"{place}: {message.text}")
+
+    def answered(response: Any) -> None:
+        if response.status >= 400:
+            path = urlsplit(response.url).path
+            seen.failed.append(f"{response.status} {response.request.method} {path}")
+
+    page.on("pageerror", thrown)
+    page.on("console", console)
+    page.on("response", answered)
+    return seen
+
+
+# the error reports of the pages phone_page and desk_page opened, per browser
+WATCHED: dict[Any, dict[Any, PageErrors]] = {}
+
+
+def errors_of(page: Any) -> PageErrors:
+    """What a page that phone_page or desk_page opened has reported so far."""
+    return WATCHED[page.context.browser][page]
+
+
+async def _watched_page(browser: Any, options: dict[str, Any]) -> Any:
+    context = await browser.new_context(**options)
     page = await context.new_page()
     page.set_default_timeout(15_000)
+    WATCHED.setdefault(browser, {})[page] = watch_errors(page)
     return page
+
+
+async def phone_page(browser: Any, **extra: Any) -> Any:
+    return await _watched_page(browser, {**PHONE, **extra})
 
 
 async def desk_page(browser: Any) -> Any:
-    context = await browser.new_context(**DESK)
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    return page
+    return await _watched_page(browser, DESK)
 
 
 async def consented_tan(server: Server) -> tuple[dict[str, Any], str]:

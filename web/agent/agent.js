@@ -7,7 +7,7 @@ const desk = {
   ws: null, pc: null, csrf: "", agent: null, caseInfo: null, torch: null, snapshots: [],
   zoom: 1, panX: 0, panY: 0, lastStats: null, statsTimer: 0, queueTimer: 0, selfStream: null,
   closing: false, retries: 0, analyses: [], hologram: null, quality: null, qualityTimer: 0,
-};
+  lastResult: null};
 
 // --- HTTP and socket ------------------------------------------------------------------
 
@@ -139,10 +139,7 @@ function onMessage(msg) {
   switch (msg.type) {
     case "hello": break;
     case "case": startCase(msg.case); break;
-    case "queue_empty":
-      $("last-result").textContent = t("queue.nobody");
-      $("last-result").hidden = false;
-      break;
+    case "queue_empty": showLastResult(msg); break;
     case "answer": if (desk.pc) desk.pc.setRemoteDescription({type: "answer", sdp: msg.sdp}); break;
     case "snapshot": addSnapshot(msg); break;
     case "torch_state": showTorch(msg); break;
@@ -158,23 +155,27 @@ function onMessage(msg) {
     case "phone_left": phoneState("bad", "phone.left"); break;
     case "phone_rejoined": phoneState("warn", "phone.rejoined"); break;
     case "decided":
-      endCallView();
-      $("last-result").textContent = t("decided", {id: msg.case_id.slice(0, 8),
-        decision: t(`decision.${msg.decision}`), reason: t(`reason.${msg.reason}`)});
-      $("last-result").hidden = false;
-      break;
     case "hung_up":
     case "call_lost":
     case "case_withdrawn":
       endCallView();
-      $("last-result").textContent = t(msg.type, {id: msg.case_id.slice(0, 8)});
-      $("last-result").hidden = false;
+      showLastResult(msg);
       break;
     case "error":
       if (msg.error.code === "challenge_running" && desk.hologram && desk.hologram.running) break;
       deskError(errorText(msg.error));
       break;
   }
+}
+
+// the line over the queue about the last case, kept as its message for a relabel
+function showLastResult(msg) {
+  desk.lastResult = msg;
+  $("last-result").hidden = !msg;
+  if (!msg) return;
+  const vars = {id: (msg.case_id || "").slice(0, 8), decision: t(`decision.${msg.decision}`),
+    reason: t(`reason.${msg.reason}`)};  // the last two only for "decided"
+  $("last-result").textContent = t(msg.type === "queue_empty" ? "queue.nobody" : msg.type, vars);
 }
 
 // --- the call -------------------------------------------------------------------------
@@ -189,7 +190,7 @@ function startCase(info) {
   renderHologram();
   desk.torch = null;
   deskError("");
-  $("last-result").hidden = true;
+  showLastResult(null);
   $("queue-view").hidden = true;
   $("call-view").hidden = false;
   renderCase();
@@ -559,6 +560,7 @@ function relabel() {
   showQuality(desk.quality);
   if ($("phone-state").dataset.key) $("phone-state").textContent = t($("phone-state").dataset.key);
   if ($("decision-dialog").open) fillReasons();
+  showLastResult(desk.lastResult);
   refreshQueue();
 }
 

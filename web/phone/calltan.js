@@ -1,6 +1,7 @@
 "use strict";
 // The one-time code the agent e-mails during the call: a panel over the call view
-// asks for it; the video keeps running underneath. Uses $, t, send from phone.js.
+// asks for it; the video keeps running underneath. Uses $, t, send from phone.js,
+// which loads first and calls askCallTan, callTanResult, hideCallTan, callTanError.
 const callTan = {result: null};  // {key, vars, kind} of the line shown under the input
 
 function askCallTan() {
@@ -66,6 +67,7 @@ function relabelCallTan() {
   if (callTan.result) showCallTanResult(callTan.result);
 }
 
+document.addEventListener("langchange", relabelCallTan);
 $("call-tan-form").addEventListener("submit", submitCallTan);
 $("call-tan").addEventListener("input", (event) => {
   const input = event.target;

@@ -5,11 +5,26 @@ const t = I18N.t;
 const STEPS = ["step-desktop", "step-closed", "step-tan", "step-check", "step-wait",
   "step-call", "step-done"];
 const SAVED_TAN = "identdesk.tan";  // sessionStorage: lets a reload rejoin the call
+const DESKTOP_OK = "identdesk.desktop";  // sessionStorage: the visitor stays on the desktop
 const state = {
   tan: "", ws: null, pc: null, stream: null, track: null, devices: [], deviceIndex: 0,
   joined: false, finished: false, torchOn: false, instruction: null, hints: null, retries: 0,
+  queued: null,
   pingSent: 0, pingResolve: null, step: "",
 };
+
+// sessionStorage throws where the browser blocks site data; the page works without it,
+// only a reload starts over
+function recall(key) {
+  try { return sessionStorage.getItem(key) || ""; } catch (err) { return ""; }
+}
+
+function remember(key, value) {
+  try {
+    if (value) sessionStorage.setItem(key, value);
+    else sessionStorage.removeItem(key);
+  } catch (err) { /* site data blocked */ }
+}
 
 function show(step) {
   state.step = step;
@@ -154,21 +169,29 @@ function torchAvailable() {
 
 // --- device check --------------------------------------------------------------------
 
-function mark(id, status, detail) {
+// a row of the device check; its detail text is kept as key and values for a relabel
+function mark(id, status, key, vars) {
   const row = $(id);
   row.dataset.state = status;
+  row.dataset.key = key || "";
+  row.dataset.vars = JSON.stringify(vars || {});
   row.querySelector(".mark").textContent = {ok: "✓", warn: "!", bad: "✕", busy: "…"}[status] || "·";
-  row.querySelector(".detail").textContent = detail || "";
+  relabelMark(row);
+}
+
+function relabelMark(row) {
+  const key = row.dataset.key;
+  row.querySelector(".detail").textContent = key ? t(key, JSON.parse(row.dataset.vars)) : "";
 }
 
 function markRear() {
   const label = state.track ? state.track.label : "";
   const rear = cameraScore(label) > 0;
-  mark("check-rear", rear ? "ok" : "warn", rear ? t("check.rear_ok", {label}) : t("check.rear_unknown", {label}));
+  mark("check-rear", rear ? "ok" : "warn", rear ? "check.rear_ok" : "check.rear_unknown", {label});
 }
 
 function markTorch() {
-  mark("check-torch", torchAvailable() ? "ok" : "warn", torchAvailable() ? t("check.torch_ok") : t("check.torch_no"));
+  mark("check-torch", torchAvailable() ? "ok" : "warn", torchAvailable() ? "check.torch_ok" : "check.torch_no");
 }
 
 async function deviceCheck() {
@@ -176,11 +199,11 @@ async function deviceCheck() {
   $("camera-denied").hidden = true;
   $("preview").parentElement.hidden = false;
   $("join").disabled = true;
-  for (const id of ["check-camera", "check-rear", "check-torch", "check-network"]) mark(id, "busy", t("check.busy"));
+  for (const id of ["check-camera", "check-rear", "check-torch", "check-network"]) mark(id, "busy", "check.busy");
   const network = checkNetwork();
   try {
     await openCamera();
-    mark("check-camera", "ok", t("check.camera_ok"));
+    mark("check-camera", "ok", "check.camera_ok");
     await chooseRearCamera();
     markRear();
     markTorch();
@@ -195,11 +218,11 @@ async function deviceCheck() {
 }
 
 function cameraFailed(err) {
-  for (const id of ["check-camera", "check-rear", "check-torch"]) mark(id, "bad", "");
+  for (const id of ["check-camera", "check-rear", "check-torch"]) mark(id, "bad");
   if (err.name === "NotAllowedError" || err.name === "SecurityError") {
     $("camera-denied").hidden = false;
     $("preview").parentElement.hidden = true;
-    mark("check-camera", "bad", t("denied.title"));
+    mark("check-camera", "bad", "denied.title");
     $("camera-retry").focus({preventScroll: true});
     $("camera-denied").scrollIntoView({block: "start"});
   } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
@@ -220,10 +243,10 @@ async function checkNetwork() {
     const timeout = new Promise((resolve) => setTimeout(() => resolve(false), 5000));
     if (!(await Promise.race([pong, timeout]))) throw new Error("no pong");
     const ms = Math.round(performance.now() - started);
-    mark("check-network", ms < 600 ? "ok" : "warn", t(ms < 600 ? "check.network_ok" : "check.network_slow", {ms}));
+    mark("check-network", ms < 600 ? "ok" : "warn", ms < 600 ? "check.network_ok" : "check.network_slow", {ms});
     return true;
   } catch (err) {
-    mark("check-network", "bad", t("check.network_bad"));
+    mark("check-network", "bad", "check.network_bad");
     return false;
   }
 }
@@ -262,9 +285,7 @@ function showReconnecting(on) {
   $("reconnecting").hidden = !on;
   const box = $("wait-notice");
   if (on && state.step === "step-wait") {
-    box.textContent = t("call.reconnecting");
-    box.dataset.kind = "reconnect";
-    box.hidden = false;
+    waitNotice("reconnect");
   } else if (!on && box.dataset.kind === "reconnect") {
     box.hidden = true;
   }
@@ -287,7 +308,7 @@ function onMessage(msg) {
     case "pong": if (state.pingResolve) state.pingResolve(true); break;
     case "joined":
       state.joined = true;
-      try { sessionStorage.setItem(SAVED_TAN, state.tan); } catch (err) { /* private mode */ }
+      remember(SAVED_TAN, state.tan);
       break;
     case "queued": onQueued(msg); break;
     case "call": startCall(); break;
@@ -335,22 +356,34 @@ function onQueued(msg) {
   showReconnecting(false);
   if (state.step !== "step-wait") $("wait-notice").hidden = true;
   show("step-wait");
-  $("queue-position").textContent = String(msg.position);
-  const minutes = Math.ceil(msg.estimated_wait_s / 60);
+  state.queued = msg;
+  renderQueued();
+}
+
+function renderQueued() {
+  if (!state.queued) return;
+  $("queue-position").textContent = String(state.queued.position);
+  const minutes = Math.ceil(state.queued.estimated_wait_s / 60);
   $("queue-wait").textContent = minutes < 1 ? t("wait.now") : t("wait.minutes", {n: minutes});
+}
+
+// why the phone waits again: "reconnect", "agent_left" or "connection_lost"
+function waitNotice(kind) {
+  const box = $("wait-notice");
+  box.textContent = t(kind === "reconnect" ? "call.reconnecting" : `wait.${kind}`);
+  box.dataset.kind = kind;
+  box.hidden = false;
 }
 
 function onAgentLeft(kind) {
   closePeer();
   hideCallTan();
-  $("instruction").textContent = "";
+  state.instruction = null;
+  renderInstruction();
   $("torch-hint").hidden = true;
   showHints(null);
   show("step-wait");
-  const box = $("wait-notice");
-  box.textContent = t(`wait.${kind}`);
-  box.dataset.kind = kind;
-  box.hidden = false;
+  waitNotice(kind);
 }
 
 // --- the call ------------------------------------------------------------------------
@@ -442,8 +475,12 @@ async function setTorch(on) {
 function showInstruction(msg) {
   state.instruction = msg;
   $("torch-hint").hidden = true;
-  const box = $("instruction");
-  box.textContent = msg.key === "custom" ? msg.text : t(`instruction.${msg.key}`);
+  renderInstruction();
+}
+
+function renderInstruction() {
+  const msg = state.instruction;
+  $("instruction").textContent = !msg ? "" : msg.key === "custom" ? msg.text : t(`instruction.${msg.key}`);
 }
 
 // the server's capture hints, most urgent first; the first is shown large
@@ -467,7 +504,7 @@ function stopMedia() {
 }
 
 function forgetTan() {
-  try { sessionStorage.removeItem(SAVED_TAN); } catch (err) { /* private mode */ }
+  remember(SAVED_TAN, "");
 }
 
 function finish(decision) {
@@ -507,8 +544,7 @@ async function start() {
   } catch (err) {
     notice(t("error.network"));
   }
-  let saved = "";
-  try { saved = sessionStorage.getItem(SAVED_TAN) || ""; } catch (err) { /* private mode */ }
+  const saved = recall(SAVED_TAN);
   if (saved) {
     // a reload during the wait or the call: straight back in
     state.tan = saved;
@@ -517,7 +553,7 @@ async function start() {
   }
   const fromLink = new URLSearchParams(location.search).get("tan");
   if (fromLink) $("tan").value = formatTan(fromLink);
-  if (isDesktop() && !sessionStorage.getItem("identdesk.desktop")) show("step-desktop");
+  if (isDesktop() && !recall(DESKTOP_OK)) show("step-desktop");
   else show("step-tan");
 }
 
@@ -534,15 +570,19 @@ $("switch-camera").addEventListener("click", switchCamera);
 $("call-switch").addEventListener("click", switchCamera);
 $("join").addEventListener("click", join);
 $("desktop-continue").addEventListener("click", () => {
-  sessionStorage.setItem("identdesk.desktop", "1");
+  remember(DESKTOP_OK, "1");
   show("step-tan");
 });
 document.addEventListener("langchange", () => {
-  if (state.instruction) showInstruction(state.instruction);
+  renderInstruction();
+  $("torch-hint").textContent = t("torch.hint");
   if (state.hints) showHints(state.hints);
   if (state.step === "step-call") showTorchState();
   if (state.step === "step-closed") showClosed($("closed-text").dataset.when);
-  relabelCallTan();
+  document.querySelectorAll("#step-check [data-key]").forEach(relabelMark);
+  renderQueued();
+  if (!$("wait-notice").hidden) waitNotice($("wait-notice").dataset.kind);
   renderDone();
 });
-start();
+// the scripts after this one (calltan.js) must have run before the first message
+document.addEventListener("DOMContentLoaded", start);
