@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib
@@ -21,6 +23,7 @@ from signaling.cases import APPROVAL_CHECKS, State
 from signaling.errors import ApiError
 from signaling.mail import compose
 from signaling.messages import (
+    AgentMessage,
     Capture,
     Decide,
     Hangup,
@@ -45,6 +48,52 @@ APPROVAL_EVIDENCE = ("front", "back", "face")
 STALE_FRAME_SECONDS = 2.0
 # a capture waits this long for a frame newer than the key press
 FRESH_FRAME_TIMEOUT = 0.5
+
+# Only a valid ID card or passport is accepted (MISSION.md; BaFin circular: check
+# of expiry). An approval against the latest reading of the MRZ needs an override
+# reason, recorded in the case log, and a note that explains it.
+OVERRIDE_REASONS = ("mrz_misread", "validity_extended")
+DOCUMENT_REFUSALS = {
+    "document_expired": "approve refused: the latest document analysis reads an "
+    "expired document; only a valid ID card or passport is accepted. Reject "
+    "(document_expired), or approve with an override reason ({reasons}) and a "
+    "note if the reading is wrong or the validity was extended",
+    "document_not_accepted": "approve refused: the latest document analysis reads "
+    "a document type that is not accepted; only ID cards and passports are. "
+    "Reject (document_not_accepted), or approve with an override reason "
+    "({reasons}) and a note if the reading is wrong",
+}
+
+
+@dataclass(frozen=True)
+class DeskDecide(Decide):
+    """A decision; an approval may override the document check, with a reason."""
+
+    override: str | None = None
+
+
+def parse_desk(raw: str | bytes) -> AgentMessage:
+    """`parse_agent`, with a decision's `override` reason."""
+    message = parse_agent(raw)
+    if not isinstance(message, Decide):
+        return message
+    override = json.loads(raw).get("override")
+    if override is None:
+        return message
+    if override not in OVERRIDE_REASONS:
+        raise ApiError(
+            400,
+            "bad_message",
+            f"override {str(override)[:40]!r} must be one of "
+            + ", ".join(OVERRIDE_REASONS),
+        )
+    if message.decision != "approve":
+        raise ApiError(400, "bad_message", "only an approval takes an override")
+    if not message.note.strip():
+        raise ApiError(400, "bad_message", "an override needs a note that explains it")
+    return DeskDecide(
+        message.decision, message.reason, message.note, message.checks, override
+    )
 
 
 class DeskConnection(Connection):
@@ -119,16 +168,7 @@ class Desk:
             return
         self.case_id = case_id
         case = await self.svc.store.get(case_id)
-        identity = await self.svc.store.identity(case_id)
-        self.analysis = CallAnalysis(
-            self.svc,
-            self.call(),
-            self.conn.send,
-            self.conn.torch_acks,
-            self.actor,
-            identity,
-        )
-        self.analysis.start()
+        identity = await self._start_analysis(self.call())
         await self.conn.send(
             {
                 "type": "case",
@@ -140,6 +180,15 @@ class Desk:
                 },
             }
         )
+
+    async def _start_analysis(self, call: Call) -> dict[str, Any] | None:
+        """Run the document tools on the call; returns the case's identity."""
+        identity = await self.svc.store.identity(call.case_id)
+        self.analysis = CallAnalysis(
+            self.svc, call, self.conn.send, self.conn.torch_acks, self.actor, identity
+        )
+        self.analysis.start()
+        return identity
 
     async def capture(self, kind: str) -> None:
         call = self.call()
@@ -311,11 +360,17 @@ class Desk:
         case_id = call.case_id
         if message.decision == "approve":
             await self._check_approval(call, message)
+        # the evidence is complete before the decision: running analyses finish
+        await self._stop_analysis()
+        if message.decision == "approve":
+            try:
+                await self._check_document(case_id, message)
+            except ApiError:
+                await self._start_analysis(call)  # the call goes on
+                raise
         await self.svc.store.log(
             case_id, self.actor, "checklist", ",".join(message.checks) or "-"
         )
-        # the evidence is complete before the decision: running analyses finish
-        await self._stop_analysis()
         note = self.svc.vault.seal(message.note.encode(), case_id + "/note")
         await self.svc.store.transition(
             case_id,
@@ -342,6 +397,43 @@ class Desk:
                 "reason": message.reason,
             }
         )
+
+    async def _check_document(self, case_id: str, message: Decide) -> None:
+        """Refuse an approval the latest MRZ reading speaks against, unless the
+        agent overrides it; the override goes into the case log."""
+        verdict = await self._document_verdict(case_id)
+        if verdict is None:
+            return
+        override = getattr(message, "override", None)
+        if override is None:
+            reasons = ", ".join(OVERRIDE_REASONS)
+            raise ApiError(
+                409, verdict, DOCUMENT_REFUSALS[verdict].format(reasons=reasons)
+            )
+        await self.svc.store.log(
+            case_id,
+            self.actor,
+            "override",
+            f"approve despite {verdict}: {override} (explained in the sealed note)",
+        )
+        logger.info("case %s - approval overrides %s: %s", case_id, verdict, override)
+
+    async def _document_verdict(self, case_id: str) -> str | None:
+        """What the latest analysis with a valid MRZ (check digits right) says
+        against the document: expired, or a type not accepted; None if nothing."""
+        rows = [
+            r for r in await self.svc.evidence.list(case_id) if r.kind == "analysis"
+        ]
+        loop = asyncio.get_running_loop()
+        for row in reversed(rows):
+            data = await loop.run_in_executor(None, self.svc.evidence.read, row)
+            mrz = json.loads(data).get("mrz") or {}
+            if not (mrz.get("found") and mrz.get("valid")):
+                continue  # a hologram result, or no reliable reading
+            if mrz.get("expired"):
+                return "document_expired"
+            return None if mrz.get("accepted") else "document_not_accepted"
+        return None
 
     async def _check_evidence(self, case_id: str) -> None:
         """An approval stands on legible stills of the document and the face."""
@@ -381,7 +473,7 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
-                await desk.handle(parse_agent(msg.data))
+                await desk.handle(parse_desk(msg.data))
             except ApiError as exc:
                 if exc.status < 500:
                     logger.warning("%s x %s", conn.label, exc.code)
