@@ -129,6 +129,8 @@ def guard(handler: Any) -> Any:
         except InputError as exc:
             print(f"identdesk: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            raise  # the reader went away: main() ends quietly
         except OSError as exc:
             # a file that changed under us between the checks and the use
             print(f"identdesk: {exc.filename!r}: {os_reason(exc)}", file=sys.stderr)

@@ -34,12 +34,13 @@ from identdesk.cli_doc_io import (
     read_video,
     save_image,
 )
+from identdesk.cli_doc_video import best_frame
 from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, detect_document, rectify
 from media.faces import find_faces, portrait_face
 from media.frame_size import frame_problem
 from media.hologram import check_hologram, check_tilt
-from media.quality import assess, best_index, document_figures
+from media.quality import assess, document_figures
 from media.render import image_size
 from media.render_truth import RenderTruth, truth_path, write_video_and_truth
 
@@ -248,16 +249,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InputError(f"--save {args.save!r}: it is a file, not a folder")
     frame_info: dict[str, Any] = {}
     if Path(path).suffix.lower() in VIDEO_SUFFIXES:
-        frames, times = read_video(path)
-        quals, prev = [], None
-        for f in frames:
-            q = assess(f, prev)
-            prev = q.detection
-            quals.append(q)
-        k = best_index(quals)
-        k = 0 if k is None else k
-        frame = frames[k]
-        frame_info = {"frame": k, "time": round(times[k], 3), "frames": len(frames)}
+        frame, frame_info = best_frame(path)
     else:
         frame = read_image(path)
     out = analyze_frame(frame)

@@ -292,3 +292,26 @@ def test_seeded_torch_pattern_follows_the_challenge_rules():
         assert all(0.4 <= g <= 1.0 for g in gaps)
     with pytest.raises(ValueError, match="needs at least 3.3 s"):
         render.seeded_torch_pattern(3.0, 1)
+
+
+# --- doc analyze VIDEO: the best frame --------------------------------------------
+
+
+def test_doc_analyze_video_picks_a_later_sharper_frame(tmp_path):
+    # a still card, every frame slightly blurred but the 7th: all score 1.0
+    # capped, and the first frame has no previous one to measure motion against
+    scene = render.SceneRenderer(
+        render.draw_document("id1", seed=0), width=1280, height=720, seed=3, motion=0
+    )
+    frames = []
+    for i in range(10):
+        image, _ = scene.frame(i / 10, False)
+        frames.append(image if i == 6 else cv2.GaussianBlur(image, (0, 0), 1.5))
+    render.write_video(tmp_path / "b.mkv", frames, 10.0)
+    result = identdesk("doc", "analyze", "--json", tmp_path / "b.mkv")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["frame"], out["time"], out["frames"]) == (6, 0.6, 10)
+    assert out["document"]["kind"] == "id1"
+    result = identdesk("doc", "analyze", tmp_path / "b.mkv")
+    assert result.stdout.startswith(f"{tmp_path / 'b.mkv'}: 1280x720, best frame 6")

@@ -1,0 +1,93 @@
+"""Videos for the document-tools commands: frames decoded one at a time, and the
+best frame of a video for `doc analyze` chosen while they stream past."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from identdesk.cli import InputError
+from identdesk.cli import file_problem as _file_problem
+from media.quality import SHARP_MIN, Quality, assess
+from media.render import _STILL_FORMATS  # FFmpeg's single-image demuxers
+
+
+def video_frames(
+    path: str, start: float = 0.0, end: float = math.inf
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Each decoded frame (BGR) with its time in seconds between start and end,
+    one at a time; InputError says in plain words why the file is not a video."""
+    import av
+
+    problem = _file_problem(path)
+    if problem:
+        raise InputError(f"cannot read {path!r}: {problem}")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError:
+        raise InputError(f"cannot read {path!r}: not a video") from None
+    with container:
+        if not container.streams.video:
+            raise InputError(f"cannot read {path!r}: no video stream in it")
+        if container.format.name in _STILL_FORMATS:
+            raise InputError(
+                f"cannot read {path!r}: a still image ({container.format.name}), "
+                "not a video"
+            )
+        count = 0
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                t = float(frame.time) if frame.time is not None else count / 30.0
+                count += 1
+                if t < start:
+                    continue
+                if t > end:
+                    break
+                yield t, frame.to_ndarray(format="bgr24")
+        except av.error.FFmpegError:
+            raise InputError(
+                f"cannot read {path!r}: damaged video after {count} frames"
+            ) from None
+
+
+@dataclass
+class Pick:
+    """A frame that may be the best one: its index, time and quality."""
+
+    index: int
+    time: float
+    frame: np.ndarray
+    quality: Quality
+    motion_known: bool
+
+    def key(self) -> tuple[bool, bool, float]:
+        # among frames that show the document, one whose motion was measured
+        # beats one whose motion is unknown (the first frame, or one after a
+        # frame without the document); then the score with its sharpness
+        # uncapped: capped, the first of many sharp enough frames won on a
+        # thousandth of motion
+        q = self.quality
+        sharper = max(1.0, q.sharpness / (3 * SHARP_MIN))
+        return (q.found, self.motion_known, q.score * sharper)
+
+
+def best_frame(path: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The best frame of a video for a snapshot and where it lies; holds only
+    that frame and the one being judged, never the whole video."""
+    best: Pick | None = None
+    previous = None
+    count = 0
+    for count, (t, frame) in enumerate(video_frames(path), 1):
+        q = assess(frame, previous)
+        pick = Pick(count - 1, t, frame, q, previous is not None)
+        previous = q.detection
+        if best is None or pick.key() > best.key():
+            best = pick
+    if best is None:
+        raise InputError(f"cannot use {path!r}: no frames in it")
+    info = {"frame": best.index, "time": round(best.time, 3), "frames": count}
+    return best.frame, info
