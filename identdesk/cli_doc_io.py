@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -138,3 +139,13 @@ def check_overlay(path: str) -> None:
     problem = write_problem(path)
     if problem:
         raise InputError(f"cannot write {path!r}: {problem}")
+    # a file made and removed beside it, before the analysis (18 s on a long
+    # video): /proc and read-only mounts pass the access check above
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=Path(path).absolute().parent, prefix=".identdesk-probe-"
+        ):
+            pass
+    except OSError as exc:
+        reason = write_reason(exc, path)
+        raise InputError(f"cannot write {path!r}: {reason}") from None

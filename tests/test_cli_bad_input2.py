@@ -235,6 +235,10 @@ def td3_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["doc", "render", "/proc/out.mp4", "--seconds", "1", "--torch-on",
           "0.2-0.5"], "cannot write '/proc/out.mp4': files cannot be created in "
          "'/proc'"),
+        # refused before the analysis, which would log its verdict
+        (["hologram", "check", "{video}", "--window", "0-2", "--torch-on", "0.5-1",
+          "--overlay", "/proc/x.png"], "cannot write '/proc/x.png': files cannot be "
+         "created in '/proc'"),
         (["eval", "faces", "--corpus", "/nonexistent", "-n", "1"], "--corpus "
          "'/nonexistent': no such folder"),
         (["eval", "faces", "--corpus", "{png}", "-n", "1"], "--corpus '{png}': not "
