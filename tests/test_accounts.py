@@ -208,3 +208,28 @@ async def test_agent_api_needs_csrf_header(server: Server) -> None:
             f"{server.base}/agent/api/me", headers={"Cookie": stolen}
         ) as resp:
             assert resp.status == 401
+
+
+async def test_login_hashes_off_the_event_loop(server: Server) -> None:
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.ensure_future(ticker())
+    durations = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with pytest.raises(ApiError):
+            await server.svc.accounts.login(server.agent_name, "wrong password!")
+        durations.append(time.perf_counter() - started)
+    done.set()
+    await task
+    # hashed on the loop, the loop would stall for about a whole login
+    assert max(gaps) < 0.5 * statistics.median(durations), (max(gaps), durations)
