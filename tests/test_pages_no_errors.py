@@ -26,6 +26,9 @@ pytestmark = pytest.mark.browser
 
 # the console asks who is logged in before it shows the login form
 LOGIN_CHECK = "401 GET /agent/api/me"
+UNKNOWN_LINK = "404 GET /api/v1/activation/no-such-link"
+WRONG_TAN = "AAAAA-AAAAA"
+WRONG_TAN_CHECK = "404 POST /api/v1/tan/check"
 OTHER = {"de": "en", "en": "de"}
 
 
@@ -74,32 +77,44 @@ async def _open(page: Any, url: str, ready: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "ready", "phone"),
+    ("path", "ready", "phone", "relabelled", "failed"),
     [
-        ("/", "h1:not(:empty)", True),
-        ("/terms", "h1", True),
-        ("/phone/", "#step-tan", True),
-        ("/phone/", "#step-desktop", False),
-        ("/agent/", "#login-view", False),
+        ("/", "h1", True, "h1", ""),
+        ("/terms", "h1", True, "", ""),
+        ("/phone/", "#step-tan", True, "#tan-title", ""),
+        ("/phone/", "#step-desktop", False, "#desktop-title", ""),
+        ("/agent/", "#login-view", False, "#login-view h1", LOGIN_CHECK),
+        ("/a/no-such-link", "#notice", True, "#notice", UNKNOWN_LINK),
     ],
 )
 async def test_pages_first_load_reports_no_errors(
-    chromium: Any, server: Server, path: str, ready: str, phone: bool
+    chromium: Any,
+    server: Server,
+    path: str,
+    ready: str,
+    phone: bool,
+    relabelled: str,
+    failed: str,
 ) -> None:
     page = await (phone_page(chromium) if phone else desk_page(chromium))
     errors = errors_of(page)
     await _open(page, f"{server.base}{path}", ready)
-    expected = [LOGIN_CHECK] if path == "/agent/" else []
-    if await page.query_selector("[data-lang-switch]"):
-        assert await _lang(page) == "de"
-        await _switch(page)
+    if not relabelled:  # a page without a language switch
+        assert not await page.query_selector("[data-lang-switch]")
+        _assert_clean(errors)
+        return
+    assert await _lang(page) == "de"
+    german = await page.text_content(relabelled)
+    await _switch(page)
+    english = await page.text_content(relabelled)
+    assert english != german
 
-        # the choice is kept: a reload starts in English
-        await _open(page, f"{server.base}{path}", ready)
-        assert await _lang(page) == "en"
-        await _switch(page)
-        expected *= 2
-    _assert_clean(errors, *expected)
+    # the choice is kept: a reload starts in English
+    await _open(page, f"{server.base}{path}", ready)
+    assert (await _lang(page), await page.text_content(relabelled)) == ("en", english)
+    await _switch(page)
+    assert await page.text_content(relabelled) == german
+    _assert_clean(errors, *[failed] * (2 if failed else 0))
 
 
 # what Chromium does when the user blocks site data: every storage access throws
@@ -127,7 +142,7 @@ async def test_pages_phone_with_site_data_blocked_reports_no_errors(
     _assert_clean(errors)
 
 
-async def _consent(page: Any, server: Server) -> None:
+async def _consent(page: Any, server: Server) -> str:
     """The activation link, its consent and the transaction number it shows."""
     case = await create_case(server.http, server.base, server.api_key)
     await _open(page, case["activation_url"], "#step-consent")
@@ -139,6 +154,7 @@ async def _consent(page: Any, server: Server) -> None:
     await page.click("#consent-submit")
     await page.wait_for_selector("#step-tan", state="visible")
     await _both_languages(page, "#tan-until")
+    return str(case["activation_url"])
 
 
 async def _submit(page: Any, field: str, value: str, button: str) -> None:
@@ -152,6 +168,9 @@ async def _phone_waits(page: Any) -> str:
     await page.click("#phone-link")
     await page.wait_for_selector("#step-tan", state="visible")
     await _both_languages(page, "#tan-title")
+    await _submit(page, "#tan", WRONG_TAN, "#tan-submit")
+    await page.wait_for_selector("#tan-error", state="visible")
+    await _both_languages(page, "#tan-error")
     await _submit(page, "#tan", tan, "#tan-submit")
     await page.wait_for_selector("#join:not([disabled])")
     await _both_languages(page, "#check-camera .detail", "#check-network .detail")
@@ -227,7 +246,7 @@ async def test_pages_whole_path_reports_no_errors(
             await _open(page, f"{server.base}{path}", "[data-lang-switch]")
             await _switch(page)
 
-    await _consent(phone, server)
+    link = await _consent(phone, server)
     await _phone_waits(phone)
     await _agent_calls(phone, agent, server)
 
@@ -238,6 +257,10 @@ async def test_pages_whole_path_reports_no_errors(
     await _both_languages(phone, "#done-title", "#done-text")
     assert await _lang(phone) == await _lang(agent) == lang
 
-    _assert_clean(phone_errors)
+    # the activation link of a decided case says it is closed, in either language
+    await _open(phone, link, "#step-closed-case")
+    await _both_languages(phone, "#closed-text")
+
+    _assert_clean(phone_errors, WRONG_TAN_CHECK)
     expected = [LOGIN_CHECK] * (2 if lang == "en" else 1)
     _assert_clean(agent_errors, *expected)

@@ -9,7 +9,7 @@ const DESKTOP_OK = "identdesk.desktop";  // sessionStorage: the visitor stays on
 const state = {
   tan: "", ws: null, pc: null, stream: null, track: null, devices: [], deviceIndex: 0,
   joined: false, finished: false, torchOn: false, instruction: null, hints: null, retries: 0,
-  queued: null,
+  queued: null, tanError: null,
   pingSent: 0, pingResolve: null, step: "",
 };
 
@@ -73,8 +73,11 @@ function formatTan(raw) {
   return chars.length > 5 ? `${chars.slice(0, 5)}-${chars.slice(5)}` : chars;
 }
 
-function tanError(text) {
-  $("tan-error").textContent = text || "";
+// render writes the error in the language shown (kept for a relabel), or is null
+function tanError(render) {
+  state.tanError = render;
+  const text = render ? render() : "";
+  $("tan-error").textContent = text;
   $("tan-error").hidden = !text;
   $("tan").setAttribute("aria-invalid", text ? "true" : "false");
 }
@@ -83,7 +86,7 @@ async function submitTan(event) {
   event.preventDefault();
   const tan = formatTan($("tan").value);
   $("tan").value = tan;
-  tanError("");
+  tanError(null);
   const button = $("tan-submit");
   button.disabled = true;
   button.textContent = t("tan.checking");
@@ -93,7 +96,7 @@ async function submitTan(event) {
     await deviceCheck();
   } catch (err) {
     if (err.api && err.api.code === "service_closed") showClosed(err.api.opens_at_local);
-    else tanError(err.api ? errorText(err.api) : t("error.network"));
+    else tanError(() => (err.api ? errorText(err.api) : t("error.network")));
     $("tan").focus();
   } finally {
     button.disabled = false;
@@ -338,7 +341,7 @@ function onError(error) {
     forgetTan();
     state.joined = false;
     show("step-tan");
-    tanError(errorText(error));
+    tanError(() => errorText(error));
   } else if (error.code === "service_closed") {
     showClosed(error.opens_at_local || localTime(error.opens_at));
   } else if (error.code === "case_not_open") {
@@ -346,7 +349,7 @@ function onError(error) {
     state.finished = true;
     stopMedia();
     show("step-tan");
-    tanError(errorText(error));
+    tanError(() => errorText(error));
   } else {
     notice(errorText(error));
   }
@@ -562,7 +565,7 @@ $("tan").addEventListener("input", (event) => {
   const atEnd = input.selectionStart === input.value.length;
   input.value = formatTan(input.value);
   if (atEnd) input.setSelectionRange(input.value.length, input.value.length);
-  tanError("");
+  tanError(null);
 });
 $("tan-form").addEventListener("submit", submitTan);
 $("camera-retry").addEventListener("click", deviceCheck);
@@ -575,6 +578,7 @@ $("desktop-continue").addEventListener("click", () => {
 });
 document.addEventListener("langchange", () => {
   renderInstruction();
+  if (state.tanError) tanError(state.tanError);
   $("torch-hint").textContent = t("torch.hint");
   if (state.hints) showHints(state.hints);
   if (state.step === "step-call") showTorchState();

@@ -71,10 +71,20 @@ const $ = (id) => document.getElementById(id);
 const t = I18N.t;
 const token = location.pathname.split("/").pop();
 let hoursText = "", untilIso = "";
+const shownErrors = {};  // element id -> the error shown there, redrawn on a language switch
 
 function errorText(error) {
   const key = `error.${error.code}`;
   return t(key) === key ? t("error.other", {message: error.message || error.code}) : t(key);
+}
+
+// error: "missing" (a consent not ticked), an Error with .api from api(), or null
+function showError(id, error) {
+  shownErrors[id] = error;
+  $(id).hidden = !error;
+  if (!error) return;
+  $(id).textContent = error === "missing" ? t("consent.missing")
+    : error.api ? errorText(error.api) : String(error);
 }
 
 function show(id) {
@@ -94,6 +104,7 @@ function renderDynamic() {
       {timeZone: "Europe/Berlin", dateStyle: "short", timeStyle: "short"});
     $("tan-until").textContent = t("tan.until", {until});
   }
+  for (const [id, error] of Object.entries(shownErrors)) showError(id, error);
 }
 
 async function load() {
@@ -104,11 +115,10 @@ async function load() {
     hoursText = hours === "always" ? "" : hours.replace(" Europe/Berlin", "").replace("-", " – ");
     renderDynamic();
     if (["created", "activated", "consented"].includes(info.state)) show("step-consent");
-    else { $("closed-text").textContent = t("case.state"); show("step-closed-case"); }
+    else show("step-closed-case");
   } catch (err) {
     $("loading").hidden = true;
-    $("notice").textContent = err.api ? errorText(err.api) : String(err);
-    $("notice").hidden = false;
+    showError("notice", err);
   }
 }
 
@@ -117,14 +127,12 @@ $("consent").addEventListener("submit", async (event) => {
   const form = event.target;
   const body = {terms: form.terms.checked, processing: form.processing.checked,
     recording: form.recording.checked};
-  const error = $("consent-error");
   if (!body.terms || !body.processing || !body.recording) {
-    error.textContent = t("consent.missing");
-    error.hidden = false;
+    showError("consent-error", "missing");
     form.querySelector("input:not(:checked)").focus();
     return;
   }
-  error.hidden = true;
+  showError("consent-error", null);
   $("consent-submit").disabled = true;
   try {
     const result = await api(`/api/v1/activation/${token}/consent`, body);
@@ -139,8 +147,7 @@ $("consent").addEventListener("submit", async (event) => {
     show("step-tan");
     $("tan-title").focus();
   } catch (err) {
-    error.textContent = err.api ? errorText(err.api) : String(err);
-    error.hidden = false;
+    showError("consent-error", err);
   } finally {
     $("consent-submit").disabled = false;
   }
