@@ -106,8 +106,13 @@ def register(commands: Any) -> None:
     )
     p = hsub.add_parser("check", help="judge a video filmed under a torch pattern")
     p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--window", required=True, help="START-END seconds to analyse")
-    p.add_argument("--torch-on", help="lit intervals A-B[,C-D...]")
+    p.add_argument(
+        "--window",
+        required=True,
+        help="START-END to analyse, in seconds from the video's first frame "
+        "(whatever time its stream starts at)",
+    )
+    p.add_argument("--torch-on", help="lit intervals A-B[,C-D...], seconds as above")
     p.add_argument(
         "--tilt",
         action="store_true",

@@ -13,6 +13,7 @@ import numpy as np
 
 from identdesk.cli import InputError, write_image, write_problem, write_reason
 from identdesk.cli import file_problem as _file_problem
+from identdesk.cli_doc_video import video_frames
 from media import render
 from media.render import image_size, image_truncated
 
@@ -56,13 +57,12 @@ def read_image(path: str) -> np.ndarray:
 def read_video(
     path: str, start: float = 0.0, end: float = float("inf"), min_frames: int = 1
 ) -> tuple[list[np.ndarray], list[float]]:
-    problem = _file_problem(path)
-    if problem:
-        raise InputError(f"cannot read {path!r}: {problem}")
-    try:
-        frames, times = render.read_video(path, start, end)
-    except ValueError as exc:
-        raise InputError(f"cannot read {path!r}: {exc}") from None
+    """The frames between start and end seconds from the video's first frame,
+    and their times; at least `min_frames` of them."""
+    frames, times = [], []
+    for t, frame in video_frames(path, start, end):
+        frames.append(frame)
+        times.append(t)
     if len(frames) < min_frames:
         got = f"{len(frames)}" if frames else "none"
         raise InputError(

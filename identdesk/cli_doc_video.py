@@ -19,8 +19,10 @@ from media.render import _STILL_FORMATS  # FFmpeg's single-image demuxers
 def video_frames(
     path: str, start: float = 0.0, end: float = math.inf
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Each decoded frame (BGR) with its time in seconds between start and end,
-    one at a time; InputError says in plain words why the file is not a video."""
+    """Each decoded frame (BGR) with its time in seconds from the video's first
+    frame (a clip cut from a longer one may start at 10 s), between start and
+    end, one at a time; InputError says in plain words why the file is not a
+    video."""
     import av
 
     problem = _file_problem(path)
@@ -38,10 +40,12 @@ def video_frames(
                 f"cannot read {path!r}: a still image ({container.format.name}), "
                 "not a video"
             )
-        count = 0
+        count, first = 0, None
         try:
             for frame in container.decode(container.streams.video[0]):
                 t = float(frame.time) if frame.time is not None else count / 30.0
+                first = t if first is None else first
+                t -= first
                 count += 1
                 if t < start:
                     continue

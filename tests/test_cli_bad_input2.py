@@ -319,3 +319,38 @@ def test_doc_analyze_video_picks_a_later_sharper_frame(tmp_path):
     assert out["document"]["kind"] == "id1"
     result = identdesk("doc", "analyze", tmp_path / "b.mkv")
     assert result.stdout.startswith(f"{tmp_path / 'b.mkv'}: 1280x720, best frame 6")
+
+
+# --- times from the video's first frame ----------------------------------------------
+
+
+def test_window_times_count_from_the_first_frame(tmp_path):
+    import av
+
+    clip = render.render_video(
+        render.draw_document("id1", seed=3), seconds=2.0, fps=10.0, width=320,
+        height=180, torch_on=[(0.5, 1.0)],
+    )  # fmt: skip
+    path = tmp_path / "late.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        for i, image in enumerate(clip.frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = 100 + i  # the stream starts at 10 s (time base 1/10)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        assert float(next(container.decode(video=0)).time) == 10.0
+
+    check = ["hologram", "check", path, "--window", "0-2", "--torch-on", "0.5-1"]
+    late = identdesk(*check, "--json")
+    assert late.returncode == 0, late.stderr
+    render.write_video(tmp_path / "zero.mkv", clip.frames, 10.0)
+    check[2] = tmp_path / "zero.mkv"
+    # the same frames from 0 s: the same figures
+    assert json.loads(late.stdout) == json.loads(identdesk(*check, "--json").stdout)
+    result = identdesk(*check[:3], "--window", "0-9", "--torch-on", "0.5-1")
+    assert result.stderr.endswith("the video ends at 2.00 s, before the window does\n")
+    analysed = json.loads(identdesk("doc", "analyze", "--json", path).stdout)
+    assert 0 <= analysed["time"] < 2
