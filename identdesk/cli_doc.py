@@ -37,7 +37,7 @@ from identdesk.cli_doc_io import (
 from identdesk.cli_doc_video import best_frame
 from media import render
 from media.document import ASPECT, RECTIFIED_SIZE, detect_document, rectify
-from media.faces import find_faces, portrait_face
+from media.faces import Face, find_faces, portrait_face
 from media.frame_size import frame_problem
 from media.hologram import check_hologram, check_tilt
 from media.quality import assess, document_figures
@@ -64,7 +64,13 @@ def register(commands: Any) -> None:
     )
     p.add_argument("path", metavar="IMAGE_OR_VIDEO")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--save", metavar="DIR", help="write rectified image and crops here")
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        help="write what was found here: rectified.png, portrait.png (the "
+        "document's portrait) and live_face.png (the largest face outside the "
+        "document)",
+    )
     p.set_defaults(func=guard(cmd_analyze))
 
     p = sub.add_parser("render", help="render a synthetic phone-camera video")
@@ -140,7 +146,8 @@ def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
     q = assess(frame)
     out["quality"] = q.to_json()
     det = q.detection
-    out["faces"] = [f.to_json() for f in find_faces(frame)]
+    faces = find_faces(frame)
+    out["faces"] = [f.to_json() for f in faces]
     doc: np.ndarray | None
     if _is_scan(frame, det):
         # the image is the document itself: an outline found in it is an inner
@@ -158,8 +165,23 @@ def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
     portrait = portrait_face(doc) if doc is not None else None
     out["portrait"] = portrait.to_json() if portrait else None
     out["mrz"] = mrz
-    out["_rectified"] = doc
+    out["_images"] = {
+        "rectified": doc,
+        "portrait": portrait.crop if portrait else None,
+        "live_face": _live_face(faces, det) if "scan" not in out else None,
+    }
     return out
+
+
+def _live_face(faces: list[Face], det: Any) -> np.ndarray | None:
+    """The crop of the largest face whose centre lies outside the document."""
+    for face in faces:  # largest first
+        x, y, w, h = face.box
+        centre = (float(x + w / 2), float(y + h / 2))
+        quad = None if det is None else np.float32(det.corners).reshape(-1, 1, 2)
+        if quad is None or cv2.pointPolygonTest(quad, centre, False) < 0:
+            return face.crop
+    return None
 
 
 def _is_scan(image: np.ndarray, det: Any) -> bool:
@@ -258,15 +280,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         frame = read_image(path)
     out = analyze_frame(frame)
-    doc = out.pop("_rectified")
+    images = out.pop("_images")
     out = {"path": path, **frame_info, **out}
     problem = frame_problem(frame)
     if problem:
         # the tools find nothing in it; said once, not an error
         out["problem"] = problem
         print(f"identdesk: {path!r}: {problem}", file=sys.stderr)
-    if args.save and doc is not None:
-        save_image(Path(args.save), "rectified.png", doc)
+    if args.save:
+        saved = {k: v for k, v in images.items() if v is not None}
+        for name, image in saved.items():
+            save_image(Path(args.save), f"{name}.png", image)
+        out["saved"] = [f"{name}.png" for name in saved]
     if args.json:
         print(json.dumps(out))
         return 0
@@ -302,6 +327,8 @@ def _print_analysis(out: dict[str, Any]) -> None:
         f"  faces in frame: {len(out['faces'])}; portrait on document: "
         f"{'yes' if out['portrait'] else 'no'}"
     )
+    if "saved" in out:
+        print(f"  saved: {', '.join(out['saved']) or 'nothing found to save'}")
     m = out["mrz"]
     if m is None:
         print("  MRZ: reader not available")

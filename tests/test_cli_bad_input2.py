@@ -354,3 +354,32 @@ def test_window_times_count_from_the_first_frame(tmp_path):
     assert result.stderr.endswith("the video ends at 2.00 s, before the window does\n")
     analysed = json.loads(identdesk("doc", "analyze", "--json", path).stdout)
     assert 0 <= analysed["time"] < 2
+
+
+# --- doc analyze --save -------------------------------------------------------------
+
+
+def test_doc_analyze_save_writes_rectified_portrait_and_live_face(tmp_path):
+    scene = render.SceneRenderer(
+        render.draw_document("id1", seed=0), width=1280, height=720, seed=3, motion=0
+    )
+    frame, _ = scene.frame(0.0, False)
+    render.draw_portrait(frame, (1000, 200, 260, 320))  # the holder beside the card
+    cv2.imwrite(str(tmp_path / "desk.png"), frame)
+    result = identdesk(
+        "doc", "analyze", "--json", tmp_path / "desk.png", "--save", tmp_path / "out"
+    )
+    assert result.returncode == 0, result.stderr
+    names = ["rectified.png", "portrait.png", "live_face.png"]
+    assert json.loads(result.stdout)["saved"] == names
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
+    shapes = {n: cv2.imread(str(tmp_path / "out" / n)).shape for n in names}
+    assert shapes["rectified.png"][:2] == (638, 1011)
+    # the live face crop comes from the desk (a 260x320 face), not the card
+    assert 200 < shapes["live_face.png"][1] < 400
+    assert shapes["portrait.png"][1] < shapes["rectified.png"][1] / 2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 200, np.uint8))
+    result = identdesk("doc", "analyze", blank, "--save", tmp_path / "none")
+    assert "  saved: nothing found to save\n" in result.stdout
