@@ -30,6 +30,13 @@ OVER_SHARE = 0.12
 OVER_GAP = 3.0
 OVER_COST = 0.6  # what a side that runs on all the way costs
 OVER_NEAR = 1 / 3  # share of the stretch next to the corner
+# a rival outline (see _rivalled): centred within this share of the diagonal,
+# area within these ratios, score at least this share, and sides that do not
+# run on (overshoot factor at least RIVAL_CLEAN)
+RIVAL_NEAR = 0.1
+RIVAL_AREA = (0.6, 1.05)
+RIVAL_SCORE = 0.5
+RIVAL_CLEAN = 0.9
 
 
 def frame_span(
@@ -228,6 +235,9 @@ class Sides:
         return END_FLOOR + (1 - END_FLOOR) * out
 
     def overshoot(self, near_only: bool = True) -> np.ndarray:
+        return self.overshoot_ends(near_only)[0]
+
+    def overshoot_ends(self, near_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """0..1: low where a side's edge, with the side's polarity, runs on
         beyond a corner in view (an outline that took a line through the scene
         for a side, when the document's own side lies just inside it).
@@ -240,6 +250,7 @@ class Sides:
         t0, t1 = sup.t0[self.line], sup.t1[self.line]
         reach = np.maximum(OVER_SHARE * (hi - lo), 6.0)
         out = np.ones(len(lo))
+        count = np.zeros(len(lo), np.int64)
         for corner_in, a, b, at_a in (
             (lo >= t0 + 2, np.maximum(lo - OVER_GAP - reach, t0 + 2), lo - OVER_GAP, 0),
             (hi <= t1 - 2, hi + OVER_GAP, np.minimum(hi + OVER_GAP + reach, t1 - 2), 1),
@@ -254,7 +265,8 @@ class Sides:
             ok = corner_in & self.in_view & (seen >= 0.5 * reach)
             fac = 1 - OVER_COST * np.where(ok, runs_on, 0.0)
             out = np.minimum(out, fac.min(1))
-        return out
+            count += (ok & (runs_on > 0.5)).sum(1)
+        return out, count
 
 
 def _shape(
@@ -293,8 +305,11 @@ def score_outlines(
     grad: tuple[np.ndarray, np.ndarray],
     kind: str | None,
     cut: np.ndarray,
+    relative: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Edge support, shape and size of each outline: (scores, is_td3)."""
+    """Edge support, shape and size of each outline: (scores, is_td3). With
+    `relative`, a side that runs on past a corner costs only where a rival
+    outline explains the same document without running on (see _rivalled)."""
     h, w = grad[0].shape
     corners = sides.corners
     shape, td3 = _shape(corners, sides.length, kind, cut, w, h)
@@ -304,18 +319,50 @@ def score_outlines(
     e1, e2 = nxt - corners, np.roll(corners, -2, axis=1) - nxt
     turn = e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]
     convex = np.all(turn > 0, axis=1) | np.all(turn < 0, axis=1)
-    score = (
+    raw = (
         sides.edge_score()
         * sides.ends()
-        * sides.overshoot()
         * shape
         * np.clip(frac_area / 0.08, 0, 1) ** 0.3
         * np.clip(view / 0.6, 0, 1)
     )
+    over, ends_over = sides.overshoot_ends()
+    if relative:
+        over = _rivalled(corners, raw, over, ends_over)
+    score = raw * over
     if cut.any():
         score[cut] *= _open_side(corners[cut], grad, sides.major[cut, 0])
     score[~convex | (sides.in_view.sum(1) < 3)] = 0
     return score, td3
+
+
+def _rivalled(
+    corners: np.ndarray, raw: np.ndarray, over: np.ndarray, ends_over: np.ndarray
+) -> np.ndarray:
+    """The overshoot factor, lifted for outlines with one end of one side
+    running on and no rival: an outline about as large, centred near it and
+    scoring at least RIVAL_SCORE of it, whose sides do not run on (the
+    document's own side just inside a line through the scene). A lone card
+    whose side happens to line up with clutter keeps its score; a quad of
+    lines crossing the scene runs on at several ends and keeps the cost."""
+    lone = np.flatnonzero((over < 1) & (ends_over <= 1))
+    clean = np.flatnonzero(over >= RIVAL_CLEAN)
+    if not len(lone):
+        return over
+    out = over.copy()
+    centre = corners.mean(1)
+    diag = np.linalg.norm(corners[:, 2] - corners[:, 0], axis=1)
+    area = areas(corners)
+    near = (
+        np.linalg.norm(centre[lone, None] - centre[None, clean], axis=2)
+        < RIVAL_NEAR * diag[lone, None]
+    )
+    ratio = area[None, clean] / np.maximum(area[lone, None], 1e-9)
+    near &= (ratio > RIVAL_AREA[0]) & (ratio < RIVAL_AREA[1])
+    near &= raw[None, clean] >= RIVAL_SCORE * raw[lone, None]
+    alone = lone[~near.any(1)]
+    out[alone] = 1.0
+    return out
 
 
 def _open_side(

@@ -9,10 +9,28 @@ from media.document_search import edge_maps, hough_lines, search
 
 
 def _scene(corners, inner=None, seed=1):
-    """A light card (with an optional inner frame) on a darker, noisy desk."""
+    """A light card with rows of print (and an optional inner frame) on a
+    darker, noisy desk."""
     rng = np.random.default_rng(seed)
     img = np.clip(rng.normal(70, 6, (360, 640, 3)), 0, 255).astype(np.uint8)
     cv2.fillConvexPoly(img, np.int32(corners), (215, 220, 225), cv2.LINE_AA)
+    card = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillConvexPoly(card, np.int32(corners), 255)
+    card = cv2.erode(card, np.ones((25, 25), np.uint8))
+    text = img.copy()
+    x0, y0 = np.int32(np.asarray(corners).min(0))
+    for row in range(12):
+        cv2.putText(
+            text,
+            "SPECIMEN 0123 UTOPIA",
+            (int(x0) - 40, int(y0) + 20 + 18 * row),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (60, 60, 70),
+            1,
+            cv2.LINE_AA,
+        )
+    img = np.where(card[..., None] > 0, text, img)
     if inner is not None:
         cv2.polylines(img, [np.int32(inner)], True, (90, 80, 70), 2, cv2.LINE_AA)
     return cv2.GaussianBlur(img, (0, 0), 1.0)
