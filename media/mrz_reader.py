@@ -264,12 +264,11 @@ def _gate(cand: _Candidate) -> tuple[MrzResult, list[str], float]:
         result.format, result.lines, cand.probs, cand.code_doubts
     )
     if doubtful and result.valid:
-        result = replace(
-            result,
-            valid=False,
-            accepted=False,
-            reason="uncertain characters in names/codes: " + ", ".join(doubtful),
-        )
+        # a type refused or an expiry stays the first reason: it holds
+        # whatever the doubtful characters turn out to be
+        reasons = [result.reason] if result.reason else []
+        reasons.append("uncertain characters in names/codes: " + ", ".join(doubtful))
+        result = replace(result, valid=False, accepted=False, reason="; ".join(reasons))
     return result, doubtful, cand.confidence
 
 
