@@ -145,7 +145,10 @@ def test_read_mrz_doubtful_name_glyph_not_valid():
     assert d["checks"] and all(d["checks"].values())
     assert d["valid"] is False and d["accepted"] is False
     assert d["uncertain_fields"] == ["name"]
-    assert d["reason"] == "uncertain characters in names/codes: name"
+    # the ICAO example passport expired in 2012: that stays the first reason
+    assert d["reason"] == (
+        "passport expired on 2012-04-15; uncertain characters in names/codes: name"
+    )
 
 
 def test_read_mrz_unknown_issuer_code_not_valid():
@@ -155,7 +158,7 @@ def test_read_mrz_unknown_issuer_code_not_valid():
     assert d["lines"] == lines
     assert d["valid"] is False
     assert d["uncertain_fields"] == ["issuing_state"]
-    assert d["reason"] == "uncertain characters in names/codes: issuing_state"
+    assert d["reason"].endswith("uncertain characters in names/codes: issuing_state")
 
 
 def test_read_mrz_clean_print_sure():
