@@ -116,7 +116,8 @@ def register(commands: Any) -> None:
         "--window",
         required=True,
         help="START-END to analyse, in seconds from the video's first frame "
-        "(whatever time its stream starts at)",
+        "(whatever time its stream starts at); at most 60 s long, and past 10 s "
+        "the frames are thinned to 15 a second at 640 px wide",
     )
     p.add_argument("--torch-on", help="lit intervals A-B[,C-D...], seconds as above")
     p.add_argument(
@@ -476,6 +477,10 @@ def _image_kind(image: np.ndarray, given: str | None) -> str:
 
 # check_hologram needs 3 frames with and 3 without the torch
 MIN_HOLOGRAM_FRAMES = 6
+# The check holds the window's frames: 30 s of 720p took 2.7 GB. A window is at
+# most MAX_WINDOW long; past FULL_WINDOW its frames are thinned (cli_doc_io
+# THIN_FPS, THIN_WIDTH: 60 s then hold about 600 MB).
+MAX_WINDOW, FULL_WINDOW = 60.0, 10.0
 
 
 KIND_NAMES = {"id1": "an ID-1 card (id1)", "td3": "a TD3 passport page (td3)"}
@@ -492,13 +497,19 @@ def _seen_kind(frames: list[np.ndarray], samples: int = 5) -> str | None:
 
 def cmd_hologram_check(args: argparse.Namespace) -> int:
     start, end = interval(args.window, "--window")
+    if end - start > MAX_WINDOW:
+        raise InputError(
+            f"--window {args.window}: at most {MAX_WINDOW:g} s long (the check holds "
+            "the window's frames)"
+        )
     if args.tilt == (args.torch_on is not None):
         raise InputError("give either --torch-on A-B[,C-D...] or --tilt")
     torch_on = [] if args.tilt else intervals(args.torch_on, "--torch-on")
     check_intervals(torch_on, start, end, "--torch-on")
     if args.overlay:
         check_overlay(args.overlay)
-    frames, times = read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES)
+    long = end - start > FULL_WINDOW
+    frames, times = read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES, long)
     step = float(np.median(np.diff(times)))
     if end > times[-1] + 1.5 * step:
         raise InputError(

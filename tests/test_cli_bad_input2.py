@@ -383,3 +383,44 @@ def test_doc_analyze_save_writes_rectified_portrait_and_live_face(tmp_path):
     cv2.imwrite(str(blank), np.full((480, 640, 3), 200, np.uint8))
     result = identdesk("doc", "analyze", blank, "--save", tmp_path / "none")
     assert "  saved: nothing found to save\n" in result.stdout
+
+
+# --- memory: image and window limits ------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_image_over_50_megapixels_refused_before_decoding(tmp_path, suffix):
+    # PNG from our own header parser, WebP and TIFF from libav's probe
+    big = tmp_path / f"big{suffix}"
+    cv2.imwrite(str(big), np.zeros((6000, 9000, 3), np.uint8))
+    for command in (["doc", "analyze"], ["mrz", "read"]):
+        result = identdesk(*command, big)
+        assert result.returncode == 2
+        assert result.stderr.endswith(
+            f"cannot read{' image' if command[0] == 'mrz' else ''} '{big}': image "
+            "too large: 9000 x 6000, at most 50000000 pixels\n"
+        )
+
+
+def test_hologram_check_window_at_most_60_s(files):
+    result = identdesk(
+        "hologram", "check", files / "thin.webm", "--window", "0-61", "--torch-on",
+        "1-2",
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        2,
+        "identdesk: --window 0-61: at most 60 s long (the check holds the window's "
+        "frames)\n",
+    )
+
+
+def test_long_window_frames_are_thinned(tmp_path):
+    from identdesk.cli_doc_io import read_video
+
+    frames = [np.full((360, 1280, 3), i % 250, np.uint8) for i in range(60)]
+    render.write_video(tmp_path / "v.webm", frames, 30.0)
+    full, times = read_video(str(tmp_path / "v.webm"))
+    assert len(full) == 60 and full[0].shape == (360, 1280, 3)
+    thin, thin_times = read_video(str(tmp_path / "v.webm"), thin=True)
+    assert len(thin) == 30 and thin[0].shape == (180, 640, 3)
+    assert thin_times == times[::2]
