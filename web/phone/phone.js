@@ -9,7 +9,7 @@ const DESKTOP_OK = "identdesk.desktop";  // sessionStorage: the visitor stays on
 const state = {
   tan: "", ws: null, pc: null, stream: null, track: null, devices: [], deviceIndex: 0,
   joined: false, finished: false, torchOn: false, instruction: null, hints: null, retries: 0,
-  queued: null, tanError: null,
+  queued: null, tanError: null, notice: null,
   pingSent: 0, pingResolve: null, step: "",
 };
 
@@ -35,11 +35,13 @@ function show(step) {
   if (heading) { heading.tabIndex = -1; heading.focus({preventScroll: true}); }
 }
 
-function notice(text, kind) {
+// kept as what to render ({key, vars} or a server {error}) for a relabel; null hides it
+function notice(message, kind) {
+  state.notice = message ? {...message, kind: kind || "error"} : null;
   const box = $("notice");
-  box.textContent = text || "";
+  box.textContent = !message ? "" : message.error ? errorText(message.error) : t(message.key, message.vars);
   box.className = `notice ${kind || "error"}`;
-  box.hidden = !text;
+  box.hidden = !message;
 }
 
 function errorText(error) {
@@ -229,11 +231,11 @@ function cameraFailed(err) {
     $("camera-retry").focus({preventScroll: true});
     $("camera-denied").scrollIntoView({block: "start"});
   } else if (err.name === "NotFoundError" || err.name === "OverconstrainedError") {
-    notice(t("camera.none"));
+    notice({key: "camera.none"});
   } else if (err.name === "NotReadableError") {
-    notice(t("camera.busy"));
+    notice({key: "camera.busy"});
   } else {
-    notice(t("camera.unsupported"));
+    notice({key: "camera.unsupported"});
   }
 }
 
@@ -296,12 +298,12 @@ function showReconnecting(on) {
 
 async function join() {
   $("join").disabled = true;
-  notice("");
+  notice(null);
   try {
     await connectSocket();
     send({type: "join", tan: state.tan});
   } catch (err) {
-    notice(t("error.network"));
+    notice({key: "error.network"});
     $("join").disabled = false;
   }
 }
@@ -329,7 +331,7 @@ function onMessage(msg) {
       if (state.step === "step-call") $("reconnecting").hidden = msg.state !== "disconnected";
       break;
     case "ended": finish(msg.decision); break;
-    case "replaced": state.finished = true; stopMedia(); notice(t("replaced"), "warn"); break;
+    case "replaced": state.finished = true; stopMedia(); notice({key: "replaced"}, "warn"); break;
     case "error": onError(msg.error); break;
   }
 }
@@ -351,7 +353,7 @@ function onError(error) {
     show("step-tan");
     tanError(() => errorText(error));
   } else {
-    notice(errorText(error));
+    notice({error});
   }
 }
 
@@ -545,7 +547,7 @@ async function start() {
     const service = await api("/api/v1/service");
     if (!service.open) { showClosed(service.opens_at_local); return; }
   } catch (err) {
-    notice(t("error.network"));
+    notice({key: "error.network"});
   }
   const saved = recall(SAVED_TAN);
   if (saved) {
@@ -579,6 +581,7 @@ $("desktop-continue").addEventListener("click", () => {
 document.addEventListener("langchange", () => {
   renderInstruction();
   if (state.tanError) tanError(state.tanError);
+  if (state.notice) notice(state.notice, state.notice.kind);
   $("torch-hint").textContent = t("torch.hint");
   if (state.hints) showHints(state.hints);
   if (state.step === "step-call") showTorchState();
