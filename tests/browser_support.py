@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from identdesk.clients import activate_and_consent, create_case
+from identdesk.clients import activate_and_consent, create_case, latest_call_tan
 from tests.conftest import Server
 from tests.media_fixtures import card_scene
 
@@ -267,3 +267,26 @@ async def wait_frames(page: Any, more_than: int, timeout: float = 20_000) -> int
         timeout=timeout,
     )
     return await video_frames(page, "#video")
+
+
+async def confirm_call_tan(phone: Any, agent: Any, server: Server) -> None:
+    """The agent sends the in-call code (C) and the phone enters it from the mail."""
+    await agent.keyboard.press("c")
+    await phone.wait_for_selector("#call-tan-form", state="visible")
+    code = await latest_call_tan(lambda: server.mailbox.messages)
+    await phone.fill("#call-tan", code)
+    await phone.click("#call-tan-submit")
+    await agent.wait_for_selector("#call-tan-state[data-state=confirmed]")
+
+
+async def ready_to_approve(phone: Any, agent: Any, server: Server) -> None:
+    """Front, back and face captured, the checklist ticked, the in-call code
+    confirmed: what the console and the server ask of an approval."""
+    for key, kind in (("f", "front"), ("b", "back"), ("g", "face")):
+        await agent.keyboard.press(key)
+        await agent.wait_for_selector(f"#gallery button[data-kind={kind}] img")
+    await confirm_call_tan(phone, agent, server)
+    for name in await agent.eval_on_selector_all(
+        "#checklist input:not([disabled])", "bs => bs.map(b => b.name)"
+    ):
+        await agent.check(f"#checklist input[name={name}]")

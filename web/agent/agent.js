@@ -1,13 +1,14 @@
 "use strict";
 // The agent console: login, queue, call with zoom, capture, torch, instructions, decision;
-// the document tools' panels are in tools.js, the in-call code in calltan.js.
+// the document tools' panels are in tools.js, the decision in decide.js, the in-call
+// code in calltan.js.
 const $ = (id) => document.getElementById(id);
 const t = I18N.t;
 const desk = {
   ws: null, pc: null, csrf: "", agent: null, caseInfo: null, torch: null, snapshots: [],
   zoom: 1, panX: 0, panY: 0, lastStats: null, statsTimer: 0, queueTimer: 0, selfStream: null,
   closing: false, retries: 0, analyses: [], hologram: null, quality: null, qualityTimer: 0,
-  lastResult: null};
+  lastResult: null, error: null, refusal: null};
 
 // --- HTTP and socket ------------------------------------------------------------------
 
@@ -28,8 +29,12 @@ function errorText(error) {
   return t(key) === key ? (error.message || error.code) : t(key);
 }
 
-function deskError(text) {
-  $("desk-error").textContent = text || "";
+// the banner's message is kept as what to render ({key, vars} or a server {error}),
+// so that a language switch shows it in the new language; null hides it
+function deskError(message) {
+  desk.error = message || null;
+  const text = !message ? "" : message.error ? errorText(message.error) : t(message.key, message.vars);
+  $("desk-error").textContent = text;
   $("desk-error").hidden = !text;
 }
 
@@ -41,12 +46,12 @@ function openSocket() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/agent`);
   desk.ws = ws;
   ws.onmessage = (event) => onMessage(JSON.parse(event.data));
-  ws.onopen = () => { desk.retries = 0; deskError(""); };
+  ws.onopen = () => { desk.retries = 0; deskError(null); };
   ws.onclose = () => {
     if (ws !== desk.ws || desk.closing) return;
     // the server ends our call when the socket goes; show the queue and retry
     endCallView();
-    deskError(t("error.socket"));
+    deskError({key: "error.socket"});
     setTimeout(openSocket, Math.min(8000, 500 * 2 ** desk.retries++));
   };
 }
@@ -159,11 +164,13 @@ function onMessage(msg) {
     case "call_lost":
     case "case_withdrawn":
       endCallView();
+      deskError(null);  // what went wrong in the call is over with it
       showLastResult(msg);
       break;
     case "error":
       if (msg.error.code === "challenge_running" && desk.hologram && desk.hologram.running) break;
-      deskError(errorText(msg.error));
+      deskError({error: msg.error});
+      if (DOCUMENT_REFUSALS.includes(msg.error.code)) documentRefused(msg.error.code);
       break;
   }
 }
@@ -189,7 +196,8 @@ function startCase(info) {
   renderAnalyses();
   renderHologram();
   desk.torch = null;
-  deskError("");
+  deskError(null);
+  resetDecision();
   showLastResult(null);
   $("queue-view").hidden = true;
   $("call-view").hidden = false;
@@ -445,57 +453,6 @@ function setupStage() {
   $("zoom-reset").addEventListener("click", () => setZoom(1, 0, 0));
 }
 
-// --- the decision ---------------------------------------------------------------------
-
-function fillReasons() {
-  const decision = new FormData($("decision-form")).get("decision");
-  const current = $("reason").value;
-  $("reason").replaceChildren(...REASON_CODES[decision].map((code) => {
-    const option = document.createElement("option");
-    option.value = code; option.textContent = t(`reason.${code}`);
-    return option;
-  }));
-  if (REASON_CODES[decision].includes(current)) $("reason").value = current;
-  checkDecision();
-}
-
-function missingForApproval() {
-  const kinds = new Set(desk.snapshots.map((s) => s.kind));
-  return ["front", "back", "face"].filter((k) => !kinds.has(k));
-}
-
-function checkedItems() {
-  return [...$("checklist").querySelectorAll("input:checked")].map((i) => i.name);
-}
-
-function checkDecision() {
-  const decision = new FormData($("decision-form")).get("decision");
-  const missing = decision === "approve" ? missingForApproval() : [];
-  const ticked = new Set(checkedItems());
-  const open = decision === "approve" ? CHECKS.filter((c) => !ticked.has(c)) : [];
-  const warnings = [];
-  if (missing.length) warnings.push(t("decide.missing", {kinds: missing.map((k) => t(`kind.${k}`)).join(", ")}));
-  if (open.length) warnings.push(t("decide.unchecked", {checks: open.map((c) => t(`check.${c}`)).join(", ")}));
-  $("decision-warning").hidden = !warnings.length;
-  $("decision-warning").textContent = warnings.join(" ");
-  $("decide-submit").disabled = warnings.length > 0;
-}
-
-function openDecision() {
-  if (!desk.caseInfo) return;
-  fillReasons();
-  $("decision-dialog").showModal();
-}
-
-function submitDecision(event) {
-  event.preventDefault();
-  const form = new FormData($("decision-form"));
-  send({type: "decide", decision: form.get("decision"), reason: form.get("reason"),
-    note: $("note").value, checks: checkedItems()});
-  $("note").value = "";
-  $("decision-dialog").close();
-}
-
 function hangup() {
   if (desk.caseInfo && confirm(t("hangup.confirm"))) send({type: "hangup"});
 }
@@ -561,6 +518,7 @@ function relabel() {
   if ($("phone-state").dataset.key) $("phone-state").textContent = t($("phone-state").dataset.key);
   if ($("decision-dialog").open) fillReasons();
   showLastResult(desk.lastResult);
+  deskError(desk.error);
   refreshQueue();
 }
 
@@ -576,12 +534,6 @@ $("custom-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("custom-text").value.trim();
   if (text) { instruct("custom", text); $("custom-text").value = ""; }
-});
-$("decide-open").addEventListener("click", openDecision);
-$("decide-cancel").addEventListener("click", () => $("decision-dialog").close());
-$("decision-form").addEventListener("submit", submitDecision);
-$("decision-form").addEventListener("change", (event) => {
-  if (event.target.name === "decision") fillReasons();
 });
 $("hangup").addEventListener("click", hangup);
 $("viewer-close").addEventListener("click", () => $("viewer").close());

@@ -1,7 +1,7 @@
 "use strict";
 // The in-call TAN on the agent's side: send the one-time code (C), follow what the
 // phone does with it, and tick the checklist's "tan" item once the phone confirmed it.
-// Uses $, t, send, desk and checkDecision from agent.js.
+// Uses $, t, send and desk from agent.js, checkDecision from decide.js.
 
 function sendCallTan() {
   if (desk.caseInfo) send({type: "send_call_tan"});

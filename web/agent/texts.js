@@ -108,6 +108,22 @@ I18N.add("de", {
   "error.call_tan_missing": "Freigabe erst, wenn der Nutzer den im Gespräch gesendeten Code bestätigt hat (C).",
   "error.mail_failed": "Die E-Mail mit dem Code konnte nicht gesendet werden. Bitte erneut senden.",
   "error.phone_absent": "Das Telefon ist nicht verbunden.",
+  "error.document_expired": "Freigabe abgelehnt: Laut der letzten Dokumentprüfung ist das Dokument abgelaufen; "
+    + "nur ein gültiger Ausweis oder Pass wird angenommen. Ablehnen (Dokument abgelaufen) oder mit einem Grund "
+    + "für die Abweichung und einer Notiz freigeben, wenn die MRZ falsch gelesen oder die Gültigkeit verlängert wurde.",
+  "error.document_not_accepted": "Freigabe abgelehnt: Laut der letzten Dokumentprüfung ist die Dokumentart nicht "
+    + "zugelassen; nur Personalausweis und Reisepass sind es. Ablehnen (Dokumentart nicht zugelassen) oder mit "
+    + "einem Grund für die Abweichung und einer Notiz freigeben, wenn die MRZ falsch gelesen wurde.",
+  "override.document_expired": "Laut der letzten Dokumentprüfung ist das Dokument abgelaufen: freigeben nur mit "
+    + "einem Grund für die Abweichung und einer Notiz.",
+  "override.document_not_accepted": "Laut der letzten Dokumentprüfung ist die Dokumentart nicht zugelassen: "
+    + "freigeben nur mit einem Grund für die Abweichung und einer Notiz.",
+  "override.title": "Abweichung von der Dokumentprüfung",
+  "override.none": "Keine – das Ergebnis der Prüfung gilt",
+  "override.mrz_misread": "MRZ falsch gelesen – das Dokument ist gültig und zugelassen",
+  "override.validity_extended": "Gültigkeit verlängert (amtlicher Vermerk auf dem Dokument)",
+  "decide.note_required": "Notiz (Pflicht: warum die Prüfung nicht zutrifft)",
+  "decide.note_needed": "Eine Abweichung braucht eine Notiz, die sie erklärt.",
 });
 I18N.add("en", {
   "brand.sub": "agent desk",
@@ -204,4 +220,20 @@ I18N.add("en", {
   "error.call_tan_missing": "Approve only after the user confirmed the code sent in the call (C).",
   "error.mail_failed": "The e-mail with the code could not be sent. Please send it again.",
   "error.phone_absent": "The phone is not connected.",
+  "error.document_expired": "Approval refused: the latest document check reads the document as expired; "
+    + "only a valid ID card or passport is accepted. Reject (Document expired), or approve with an override "
+    + "reason and a note if the MRZ was misread or the validity was extended.",
+  "error.document_not_accepted": "Approval refused: the latest document check reads a document type that is "
+    + "not accepted; only ID cards and passports are. Reject (Document type not accepted), or approve with an "
+    + "override reason and a note if the MRZ was misread.",
+  "override.document_expired": "The latest document check reads the document as expired: approve only with "
+    + "an override reason and a note.",
+  "override.document_not_accepted": "The latest document check reads a document type that is not accepted: "
+    + "approve only with an override reason and a note.",
+  "override.title": "Override the document check",
+  "override.none": "None – the check's reading stands",
+  "override.mrz_misread": "MRZ misread – the document is valid and accepted",
+  "override.validity_extended": "Validity extended (official entry on the document)",
+  "decide.note_required": "Note (required: why the check's reading is wrong)",
+  "decide.note_needed": "An override needs a note that explains it.",
 });

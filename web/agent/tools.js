@@ -48,6 +48,7 @@ function showQuality(msg) {
 function addAnalysis(msg) {
   desk.analyses.unshift(msg);
   renderAnalyses();
+  if ($("decision-dialog").open) checkDecision();  // it may now offer an override
 }
 
 function latestImage(name) {
