@@ -86,6 +86,9 @@ def print_figures(out: dict[str, Any]) -> None:
             f = figs.get(name)
             if f is None:
                 continue
+            if not f["images"]:
+                print(f"  {name}: no images (none in the corpus folder)")
+                continue
             missed = ", ".join(f["missed"][:4]) + (
                 " ..." if len(f["missed"]) > 4 else ""
             )

@@ -34,7 +34,7 @@ def test_eval_faces_prints_figures_per_set(
             "1",
             "--no-baseline",
             "--corpus",
-            str(tmp_path / "none"),
+            str(tmp_path),  # an empty folder: no corpus images
         ]
     )
     out = capsys.readouterr().out
@@ -42,5 +42,5 @@ def test_eval_faces_prints_figures_per_set(
     assert out.startswith("load average before [")
     assert "live face, 720p desk frames (find_faces)\n  new:   1 images" in out
     assert "portrait, documents filmed 960x540 through VP8\n  new:   1 images" in out
-    assert "specimen corpus images (find_faces): corpus not present" in out
+    assert "specimen corpus images (find_faces)\n  new: no images" in out
     assert "  old:" not in out
