@@ -20,7 +20,7 @@ from identdesk.app import build_services, create_app
 from signaling.certs import ensure_certificates, lan_addresses
 from signaling.config import Settings
 from signaling.errors import ApiError
-from signaling.services import Services
+from signaling.services import Services, public_base_url
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ def banner(settings: Settings, ca: Path | None) -> list[str]:
         )
         lines.append("  warning once, install it (README: 'From a real phone on the")
         lines.append("  same network').")
+    lines.append(
+        f"Links in e-mails: {public_base_url(settings)}/ (IDENTDESK_PUBLIC_URL)"
+    )
     lines.append(f"Service hours: {settings.service_hours.describe()}")
     return lines
 

@@ -27,6 +27,29 @@ def lan_addresses() -> list[str]:
     return found
 
 
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def link_host(listen_host: str, operator_cert: Path | None) -> str:
+    """The host links in mails name when no public URL is configured.
+
+    The listening address when it is one address; on every interface, the
+    operator's certificate's first DNS name, else the machine address the
+    generated certificate covers and `serve` prints for phones."""
+    if listen_host not in WILDCARD_HOSTS:
+        return listen_host
+    if operator_cert is not None:
+        cert = x509.load_pem_x509_certificate(operator_cert.read_bytes())
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            san = None
+        names = san.value.get_values_for_type(x509.DNSName) if san else []
+        if names:
+            return names[0]
+    return lan_addresses()[-1]
+
+
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], datetime]
@@ -103,6 +104,29 @@ def parse_media_workers(text: str) -> int:
     return count
 
 
+def parse_public_url(text: str) -> str:
+    """IDENTDESK_PUBLIC_URL checked: http(s), a host, no query, no user; no "/" at
+    the end."""
+    text = text.strip()
+    if not text:
+        return ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise InvalidSettingError(f"IDENTDESK_PUBLIC_URL={text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSettingError(
+            f"IDENTDESK_PUBLIC_URL={text!r}: give https://host[:port][/path]"
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidSettingError(
+            f"IDENTDESK_PUBLIC_URL={text!r}: no user, query or fragment, only "
+            "https://host[:port][/path]"
+        )
+    return text.rstrip("/")
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"IDENTDESK_{name}", default)
 
@@ -123,6 +147,8 @@ class Settings:
 
     host: str = "0.0.0.0"
     port: int = 8443
+    # base of the links in mails and QR codes; empty: from host, port and
+    # certificate (never from a request's Host header, which the client chooses)
     public_url: str = ""
     data_dir: Path = Path("data")
     certs_dir: Path = Path("certs")
@@ -190,7 +216,7 @@ class Settings:
         return cls(
             host=_env("HOST", "0.0.0.0"),
             port=port,
-            public_url=_env("PUBLIC_URL", ""),
+            public_url=parse_public_url(_env("PUBLIC_URL", "")),
             data_dir=Path(_env("DATA_DIR", "data")),
             certs_dir=Path(_env("CERTS_DIR", "certs")),
             tls=_env("TLS", "1") not in ("0", "false", "no"),

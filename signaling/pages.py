@@ -30,7 +30,7 @@ async def qr_code(request: web.Request) -> web.Response:
         raise bad_request(
             f"path {path[:40]!r} must be a path on this server", "bad_path"
         )
-    url = services(request).base_url(request) + path
+    url = services(request).base_url + path
     out = io.BytesIO()
     segno.make(url, error="m").save(
         out, kind="svg", scale=8, border=2, title="QR", svgclass=None, lineclass=None

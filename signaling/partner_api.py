@@ -107,7 +107,7 @@ async def create_case(request: web.Request) -> web.Response:
     )
     case, token = await svc.store.create(partner_id=partner, **spec)
     svc.metrics.cases_created.inc()
-    link = f"{svc.base_url(request)}/a/{token}"
+    link = f"{svc.base_url}/a/{token}"
     days = str(svc.settings.activation_ttl.days)
     message = compose(
         svc.settings.mail_from,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from signaling.accounts import Accounts
 from signaling.calls import CallHub
 from signaling.cases import CaseStore
+from signaling.certs import link_host
 from signaling.config import Settings
 from signaling.evidence import EvidenceStore
 from signaling.mail import Mailer
@@ -45,13 +46,22 @@ class Services:
         default_factory=weakref.WeakSet
     )
 
-    def base_url(self, request: web.Request | None = None) -> str:
-        """The URL phones reach us at: configured, else what the client used."""
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        if request is not None:
-            return f"{request.scheme}://{request.host}"
-        return f"{self.settings.scheme}://localhost:{self.settings.port}"
+    @property
+    def base_url(self) -> str:
+        """The URL links in mails point to: IDENTDESK_PUBLIC_URL, else this server's
+        own address; never a request's Host header, which any client can set."""
+        return public_base_url(self.settings)
+
+
+def public_base_url(settings: Settings) -> str:
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = link_host(settings.host, settings.tls_cert if settings.tls else None)
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = 443 if settings.tls else 80
+    port = "" if settings.port == default_port else f":{settings.port}"
+    return f"{settings.scheme}://{host}{port}"
 
 
 SERVICES = web.AppKey("services", Services)

@@ -83,7 +83,7 @@ async def consent(request: web.Request) -> web.Response:
         if until
         else ""
     )
-    phone_url = f"{svc.base_url(request)}/phone/"
+    phone_url = f"{svc.base_url}/phone/"
     email = await svc.store.email(case.id)
     message = compose(
         svc.settings.mail_from,
