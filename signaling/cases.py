@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +49,11 @@ TRANSITIONS: dict[State, set[State]] = {
     S.EXPIRED: set(),
     S.WITHDRAWN: set(),
 }
+
+# a user who lost the number consents again and gets a new one; the limits keep
+# the activation link from minting numbers and mails without end
+TAN_RESEND_INTERVAL = timedelta(minutes=10)
+TAN_ISSUES_MAX = 5
 
 DECISIONS = ("approve", "reject", "abort")
 REASON_CODES: dict[str, tuple[str, ...]] = {
@@ -269,19 +275,63 @@ class CaseStore:
     # the path
 
     async def consent(self, case_id: str) -> str:
-        """Record consent and issue the transaction number (returned formatted)."""
+        """Record consent and issue the transaction number (returned formatted).
+
+        Consent given again sends a new number that voids the previous one, at
+        most every `TAN_RESEND_INTERVAL` and `TAN_ISSUES_MAX` times in all."""
+        issued = await self._tan_issues(case_id)
+        if issued:
+            self._check_resend(issued)
         tan = new_tan()
         normalized = normalize_tan(tan)
         assert normalized is not None
+        detail = "terms accepted, processing and recording consented"
+        if issued:
+            detail = "transaction number sent again; the previous one is void"
         await self.transition(
             case_id,
             State.CONSENTED,
             "user",
-            "terms accepted, processing and recording consented",
+            detail,
             tan_hash=tan_digest(self._tan_key, normalized),
             tan_expires=db.utcnow_iso(self.now() + self.settings.tan_ttl),
         )
         return tan
+
+    async def _tan_issues(self, case_id: str) -> list[datetime]:
+        """When transaction numbers were issued: consent from activated or again
+        while consented (a restart's in_call -> consented issues none)."""
+        ev = db.case_events.c
+        query = sa.select(ev.at).where(
+            ev.case_id == case_id,
+            ev.action == "state",
+            ev.to_state == State.CONSENTED.value,
+            ev.from_state.in_([State.ACTIVATED.value, State.CONSENTED.value]),
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(ev.id))).all()
+        return [datetime.fromisoformat(row.at) for row in rows]
+
+    def _check_resend(self, issued: list[datetime]) -> None:
+        if len(issued) >= TAN_ISSUES_MAX:
+            raise ApiError(
+                409,
+                "tan_resend_exhausted",
+                f"a transaction number was sent {len(issued)} times for this "
+                "identification; the organisation that asked for it can start "
+                "a new one",
+            )
+        wait = (issued[-1] + TAN_RESEND_INTERVAL - self.now()).total_seconds()
+        if wait > 0:
+            minutes = math.ceil(wait / 60)
+            raise ApiError(
+                429,
+                "tan_sent_recently",
+                "a transaction number was sent less than "
+                f"{TAN_RESEND_INTERVAL.seconds // 60} minutes ago; a new one can be "
+                f"sent in {minutes} minute{'s' if minutes != 1 else ''}",
+                retry_after=int(wait) + 1,
+            )
 
     async def transition(
         self,
