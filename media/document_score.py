@@ -235,12 +235,14 @@ class Sides:
         return END_FLOOR + (1 - END_FLOOR) * out
 
     def overshoot(self, near_only: bool = True) -> np.ndarray:
+        """The factor of overshoot_ends alone."""
         return self.overshoot_ends(near_only)[0]
 
     def overshoot_ends(self, near_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """0..1: low where a side's edge, with the side's polarity, runs on
-        beyond a corner in view (an outline that took a line through the scene
-        for a side, when the document's own side lies just inside it).
+        """A factor 0..1, low where a side's edge, with the side's polarity,
+        runs on beyond a corner in view (an outline that took a line through
+        the scene for a side, when the document's own side lies just inside
+        it), and how many side ends run on (more than half the way).
 
         A side that runs on does so from its corner: with `near_only` the
         share also counts only as high as it is next to the corner, so that
@@ -360,6 +362,7 @@ def _rivalled(
     ratio = area[None, clean] / np.maximum(area[lone, None], 1e-9)
     near &= (ratio > RIVAL_AREA[0]) & (ratio < RIVAL_AREA[1])
     near &= raw[None, clean] >= RIVAL_SCORE * raw[lone, None]
+    near &= lone[:, None] != clean[None, :]  # (no outline rivals itself)
     alone = lone[~near.any(1)]
     out[alone] = 1.0
     return out
