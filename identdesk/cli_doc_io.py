@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,6 +75,16 @@ def read_image(path: str) -> np.ndarray:
     if img is None:
         raise InputError(f"cannot read {path!r}: not an image")
     return img
+
+
+def mrz_reading(image: np.ndarray) -> dict[str, Any] | None:
+    """The MRZ reader's result for an image as JSON-ready values; None when the
+    reader is not installed."""
+    try:
+        from media.mrz_reader import read_mrz
+    except ImportError:
+        return None
+    return read_mrz(image).to_dict()
 
 
 # frames kept of a long window (read_video's `thin`): as the live check keeps

@@ -158,7 +158,7 @@ def _decrypt_to(svc: Services, row: Any, path: Path, name: str) -> str:
     return f"{row.width}x{row.height}" if row.width else f"{row.bytes} bytes"
 
 
-def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+def refuse_existing(paths: list[Path], overwrite: bool) -> None:
     """Outputs that exist are replaced only with --overwrite."""
     existing = [p for p in paths if os.path.lexists(p)]
     if existing and not overwrite:
@@ -236,7 +236,7 @@ def cmd_recording_export(args: argparse.Namespace) -> int:
                 out if i == 0 else out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
                 for i in range(len(rows))
             ]
-            _refuse_existing(paths, args.overwrite)
+            refuse_existing(paths, args.overwrite)
             if len(rows) > 1:
                 print(f"case {args.case_id} has {len(rows)} recordings (call resumed)")
             return _export_all(svc, rows, paths, args.overwrite)
@@ -262,7 +262,7 @@ def cmd_evidence_export(args: argparse.Namespace) -> int:
                 / f"{i:02d}-{r.kind}{EXTENSIONS.get(r.media_type, '.bin')}"
                 for i, r in enumerate(rows, 1)
             ]
-            _refuse_existing(paths, args.overwrite)
+            refuse_existing(paths, args.overwrite)
             _output_folder(args.directory)
             return _export_all(svc, rows, paths, args.overwrite)
         finally:

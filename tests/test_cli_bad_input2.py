@@ -424,3 +424,55 @@ def test_long_window_frames_are_thinned(tmp_path):
     thin, thin_times = read_video(str(tmp_path / "v.webm"), thin=True)
     assert len(thin) == 30 and thin[0].shape == (180, 640, 3)
     assert thin_times == times[::2]
+
+
+# --- doc render: the image, an existing OUT, a folder --------------------------------
+
+RENDER_SHORT = ["--seconds", "1", "--fps", "5", "--torch-on", "0.2-0.6"]
+
+
+@pytest.mark.parametrize(
+    ("shape", "problem"),
+    [((1, 1), "too small to analyse (1 x 1)"),
+     ((2000, 10), "too narrow to analyse (10 x 2000)")],
+)  # fmt: skip
+def test_render_refuses_an_image_the_tools_cannot_analyse(tmp_path, shape, problem):
+    image = tmp_path / "doc.png"
+    cv2.imwrite(str(image), np.full((*shape, 3), 128, np.uint8))
+    result = identdesk(
+        "doc", "render", tmp_path / "r.mp4", "--image", image, *RENDER_SHORT
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"identdesk: --image '{image}': {problem}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.png"]
+
+
+def test_render_replaces_out_only_with_overwrite(tmp_path):
+    out, truth = tmp_path / "r.mp4", tmp_path / "r.truth.json"
+    assert identdesk("doc", "render", out, *RENDER_SHORT).returncode == 0
+    before = (out.read_bytes(), truth.read_bytes())
+    again = [*RENDER_SHORT, "--seed", "4"]
+    result = identdesk("doc", "render", out, *again)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"identdesk: will not overwrite '{out}', '{truth}': give --overwrite to "
+        "replace them\n"
+    )
+    assert (out.read_bytes(), truth.read_bytes()) == before
+    out.unlink()  # the truth file alone is not replaced either
+    result = identdesk("doc", "render", out, *again)
+    assert result.stderr == (
+        f"identdesk: will not overwrite '{truth}': give --overwrite to replace it\n"
+    )
+    assert not out.exists() and truth.read_bytes() == before[1]
+    result = identdesk("doc", "render", out, *again, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(truth.read_text())["seed"] == 4
+
+
+def test_render_to_a_folder_says_so(tmp_path):
+    for out in (str(tmp_path), f"{tmp_path}/"):
+        result = identdesk("doc", "render", out, *RENDER_SHORT)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == f"identdesk: cannot write '{out}': it is a folder\n"
+    assert list(tmp_path.iterdir()) == []
