@@ -10,6 +10,11 @@ from aiohttp import web
 
 logger = logging.getLogger(__name__)
 
+# paths whose errors, aiohttp's own included, are answered in the JSON shape
+JSON_PATHS = ("/api/", "/agent/api/", "/ws/", "/.well-known/")
+# every API body is a small JSON object; the largest real one is a few kB
+MAX_BODY = 256 * 1024
+
 
 class ApiError(Exception):
     """An error the client caused or must know about; carries its HTTP status."""
@@ -50,24 +55,52 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPException as exc:
         if not _wants_json(request) or exc.status < 400:
             raise
-        code = exc.reason.lower().replace(" ", "_")
-        return web.json_response(
-            {"error": {"code": code, "message": exc.text or exc.reason}},
-            status=exc.status,
-        )
+        return error_response(_as_api_error(request, exc))
 
 
 def _wants_json(request: web.Request) -> bool:
-    return request.path.startswith(("/api/", "/agent/api/", "/ws/"))
+    return request.path.startswith(JSON_PATHS)
+
+
+def _as_api_error(request: web.Request, exc: web.HTTPException) -> ApiError:
+    """aiohttp's own errors (no route, wrong method, body too large) in our shape."""
+    if isinstance(exc, web.HTTPNotFound):
+        return ApiError(404, "not_found", f"no such path: {request.path[:200]}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return ApiError(
+            405,
+            "method_not_allowed",
+            f"method {exc.method} is not allowed on {request.path[:200]}; "
+            f"allowed: {allowed}",
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return body_too_large()
+    code = exc.reason.lower().replace(" ", "_")
+    return ApiError(exc.status, code, exc.text or exc.reason)
+
+
+def body_too_large(size: int | None = None) -> ApiError:
+    what = f"request body of {size} bytes" if size is not None else "request body"
+    return ApiError(
+        413,
+        "body_too_large",
+        f"{what} is over the limit of {MAX_BODY} bytes ({MAX_BODY // 1024} KiB)",
+        limit_bytes=MAX_BODY,
+    )
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that quotes what was wrong."""
-    raw = await request.read()
-    if len(raw) > 256 * 1024:
-        raise ApiError(
-            413, "too_large", f"request body of {len(raw)} bytes is too large"
-        )
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise body_too_large(length)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # aiohttp's client_max_size, 1 MiB
+        raise body_too_large() from None
+    if len(raw) > MAX_BODY:
+        raise body_too_large(len(raw))
     try:
         data = json.loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
