@@ -476,3 +476,14 @@ def test_render_to_a_folder_says_so(tmp_path):
         assert (result.returncode, result.stdout) == (2, "")
         assert result.stderr == f"identdesk: cannot write '{out}': it is a folder\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_mrz_missing_folder_says_no_such_folder(tmp_path):
+    # it once said none of the images under the folder was annotated (exit 1)
+    for given, named in (("/nonexistent", "/nonexistent"), (f"{tmp_path}/gone/",
+                         f"{tmp_path}/gone")):  # fmt: skip
+        result = identdesk("eval", "mrz", given)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"identdesk eval mrz: cannot read folder '{named}': no such folder\n"
+        )
