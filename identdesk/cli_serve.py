@@ -62,8 +62,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
         settings.data_dir = args.data_dir
     if getattr(args, "host", None):
         settings.host = args.host
-    if getattr(args, "port", None):
-        settings.port = args.port
+    port = getattr(args, "port", None)
+    if port is not None:
+        # checked before anything starts, as IDENTDESK_PORT is
+        if not 1 <= port <= 65535:
+            raise SystemExit(
+                f"error: invalid setting: --port {port} is not a port (1-65535)"
+            )
+        settings.port = port
     if getattr(args, "no_tls", False):
         settings.tls = False
     return settings

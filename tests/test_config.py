@@ -74,3 +74,22 @@ def test_serve_refuses_an_invalid_setting_in_one_line(
     assert result.stderr.startswith(f"error: invalid setting: {message}")
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())  # nothing was created
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_serve_refuses_a_port_flag_out_of_range_in_one_line(tmp_path, port) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "identdesk.cli", "serve", "--port", port]
+        + ["--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: invalid setting: --port {port} is not a port (1-65535)\n"
+    )
+    assert not list(tmp_path.iterdir())  # nothing was created or started
