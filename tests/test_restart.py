@@ -21,7 +21,7 @@ from identdesk.clients import (
     activate_and_consent,
     create_case,
 )
-from identdesk.qa import ServeProcess
+from identdesk.qa import ServeProcess, free_port
 from tests.media_fixtures import SceneTrack
 
 
@@ -145,7 +145,8 @@ def test_second_server_on_the_same_data_folder_is_refused(tmp_path: Path) -> Non
     try:
         second = subprocess.run(
             [sys.executable, "-m", "identdesk.cli", "serve", "--no-tls"]
-            + ["--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)],
+            + ["--host", "127.0.0.1", "--port", str(free_port())]
+            + ["--data-dir", str(data)],
             capture_output=True,
             text=True,
             timeout=60,
