@@ -159,6 +159,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
 
     async def run() -> None:
+        # SIGTERM and Ctrl-C end live calls cleanly: recordings are closed, phones
+        # told, the database left consistent; caught from the start, so a signal
+        # during start-up (or just after the banner) still stops in order
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
         ssl_context = None
         ca = None
         if settings.tls:
@@ -198,12 +205,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for line in notes + banner(settings, ca):
             print(line, flush=True)
 
-        # SIGTERM and Ctrl-C end live calls cleanly: recordings are closed, phones
-        # told, the database left consistent
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         try:
             await stop.wait()
             logger.info("- shutting down: %d live calls are closed", len(svc.hub.calls))

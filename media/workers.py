@@ -186,6 +186,17 @@ def _worker_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("IDENTDESK_")}
 
 
+# `python -m media.worker` with SIGTERM ignored, as the worker ignores SIGINT: a
+# service manager signals the whole process group (or cgroup), and the server,
+# which gets the same signal, ends its workers in order (an exit request, then the
+# socket closed; SIGKILL past STOP_TIMEOUT). An ignored signal stays ignored
+# across exec, so it is set before the worker's module runs.
+_LAUNCH = (
+    "import runpy, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "runpy.run_module('media.worker', run_name='__main__', alter_sys=True)"
+)
+
+
 class WorkerProcess:
     """One `media.worker` child and the socket pair to it."""
 
@@ -209,8 +220,8 @@ class WorkerProcess:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "media.worker",
+                "-c",
+                _LAUNCH,
                 "--fd",
                 str(theirs.fileno()),
                 "--index",
