@@ -4,7 +4,7 @@ best frame of a video for `doc analyze` chosen while they stream past."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,30 +16,36 @@ from media.quality import SHARP_MIN, Quality, assess
 from media.render import _STILL_FORMATS  # FFmpeg's single-image demuxers
 
 
+class VideoError(InputError):
+    """A file that is not a video the tools can read; `reason` in plain words."""
+
+    def __init__(self, path: str, reason: str, verb: str = "read") -> None:
+        super().__init__(f"cannot {verb} {path!r}: {reason}")
+        self.reason = reason
+
+
 def video_frames(
     path: str, start: float = 0.0, end: float = math.inf
-) -> Iterator[tuple[float, np.ndarray]]:
+) -> Generator[tuple[float, np.ndarray], None, None]:
     """Each decoded frame (BGR) with its time in seconds from the video's first
     frame (a clip cut from a longer one may start at 10 s), between start and
-    end, one at a time; InputError says in plain words why the file is not a
+    end, one at a time; VideoError says in plain words why the file is not a
     video."""
     import av
 
     problem = _file_problem(path)
     if problem:
-        raise InputError(f"cannot read {path!r}: {problem}")
+        raise VideoError(path, problem)
     try:
         container = av.open(str(path))
     except av.error.FFmpegError:
-        raise InputError(f"cannot read {path!r}: not a video") from None
+        raise VideoError(path, "not a video") from None
     with container:
         if not container.streams.video:
-            raise InputError(f"cannot read {path!r}: no video stream in it")
+            raise VideoError(path, "no video stream in it")
         if container.format.name in _STILL_FORMATS:
-            raise InputError(
-                f"cannot read {path!r}: a still image ({container.format.name}), "
-                "not a video"
-            )
+            still = f"a still image ({container.format.name}), not a video"
+            raise VideoError(path, still)
         count, first = 0, None
         try:
             for frame in container.decode(container.streams.video[0]):
@@ -53,9 +59,25 @@ def video_frames(
                     break
                 yield t, frame.to_ndarray(format="bgr24")
         except av.error.FFmpegError:
-            raise InputError(
-                f"cannot read {path!r}: damaged video after {count} frames"
-            ) from None
+            # a demuxer took it (raw H.264 bytes), but not one frame decodes
+            damaged = f"damaged video after {count} frames"
+            reason = damaged if count else "not a video (no frame of it decodes)"
+            raise VideoError(path, reason) from None
+
+
+def video_problem(path: str) -> str | None:
+    """Why `path` is not a video, in the words `doc analyze` uses ("not a
+    video", "a still image (png_pipe), not a video", ...); None when its first
+    frame decodes."""
+    frames = video_frames(path)
+    try:
+        if next(frames, None) is None:
+            return "no frames in it"
+    except VideoError as exc:
+        return exc.reason
+    finally:
+        frames.close()
+    return None
 
 
 @dataclass
@@ -92,6 +114,6 @@ def best_frame(path: str) -> tuple[np.ndarray, dict[str, Any]]:
         if best is None or pick.key() > best.key():
             best = pick
     if best is None:
-        raise InputError(f"cannot use {path!r}: no frames in it")
+        raise VideoError(path, "no frames in it", "use")
     info = {"frame": best.index, "time": round(best.time, 3), "frames": count}
     return best.frame, info

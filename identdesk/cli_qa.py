@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from identdesk.cli_doc_video import video_problem
 from identdesk.clients import (
     PhoneClient,
     ProtocolError,
@@ -94,7 +95,18 @@ def _ssl(args: argparse.Namespace) -> Any:
     return client_ssl(ca, args.insecure)
 
 
+def _not_a_video(path: str) -> bool:
+    """Says why `path` is not a video, as `doc analyze` would, before a server
+    starts; True when it is not one."""
+    problem = video_problem(path)
+    if problem:
+        print(f"error: cannot read {path}: {problem}", file=sys.stderr)
+    return problem is not None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if _not_a_video(args.video):
+        return 2
     try:
         info = probe_video(args.video)
         script = load_script(args.script, info.seconds)
@@ -133,6 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_phone(args: argparse.Namespace) -> int:
+    if _not_a_video(args.video):
+        return 2
     try:
         probe_video(args.video)
     except QaError as exc:
