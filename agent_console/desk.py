@@ -470,6 +470,8 @@ async def agent_socket(request: web.Request) -> web.WebSocketResponse:
     await conn.send({"type": "hello", "agent": {"id": agent.id, "name": agent.name}})
     try:
         async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                conn.note_refused(msg, MAX_WS_MESSAGE)
             if msg.type != WSMsgType.TEXT:
                 continue
             try:

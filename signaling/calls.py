@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMessage, web
 
 from media.admission import GatewayFullError, admission
 from media.call_media import CallMedia, LocalCallMedia, OfferError
@@ -38,6 +38,20 @@ class Connection:
             await self.ws.send_json(message)
         except ConnectionError:
             logger.warning("%s x send failed, connection gone", self.label)
+
+    def note_refused(self, msg: WSMessage, limit: int) -> None:
+        """Log a frame the socket refused and closed on; never its content."""
+        code = getattr(msg.data, "code", None)
+        if code == WSCloseCode.MESSAGE_TOO_BIG:
+            logger.warning(
+                "%s x message over the limit of %d bytes; socket closed (1009)",
+                self.label,
+                limit,
+            )
+        else:
+            logger.warning(
+                "%s x bad WebSocket frame; socket closed (%s)", self.label, code
+            )
 
 
 @dataclass

@@ -130,9 +130,11 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
                     await conn.send(
                         _error(bad_request("binary frames are not accepted"))
                     )
+                elif msg.type == WSMsgType.ERROR:
+                    conn.note_refused(msg, MAX_WS_MESSAGE)
                 continue
             try:
-                message = parse_phone(msg.data)
+                message = _parse(svc, conn, case_id, msg.data)
                 if isinstance(message, Join):
                     if case_id is not None:
                         raise bad_request(
@@ -169,6 +171,28 @@ async def phone_socket(request: web.Request) -> web.WebSocketResponse:
         if case_id is not None:
             await svc.hub.phone_left(conn, case_id)
     return ws
+
+
+def _parse(svc: Services, conn: Connection, case_id: str | None, text: str) -> Any:
+    try:
+        return parse_phone(text)
+    except ApiError as exc:
+        # outside a call the code's form does not matter: say there is no call
+        if exc.code == "call_tan_malformed":
+            _phone_call(svc, conn, case_id)
+        raise
+
+
+def _phone_call(svc: Services, conn: Connection, case_id: str | None) -> Call:
+    """The call this phone is in, or the error that says it is in none."""
+    if case_id is None:
+        raise ApiError(
+            401, "not_joined", "send 'join' with the transaction number first"
+        )
+    call = svc.hub.calls.get(case_id)
+    if call is None or call.phone is not conn:
+        raise ApiError(409, "no_call", "the code is entered during the call")
+    return call
 
 
 def check_rate_limit(svc: Services, client: str) -> None:
@@ -232,9 +256,7 @@ def _pending(svc: Services, state: call_tan.CallTan | None) -> bool:
 
 async def _call_tan(svc: Services, conn: Connection, case_id: str, code: str) -> None:
     """Check the code the agent e-mailed during this call; wrong entries count."""
-    call = svc.hub.calls.get(case_id)
-    if call is None or call.phone is not conn:
-        raise ApiError(409, "no_call", "the code is entered during the call")
+    call = _phone_call(svc, conn, case_id)
     state = call.call_tan
     if state is None:
         raise ApiError(

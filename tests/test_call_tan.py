@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -315,3 +316,43 @@ async def test_qa_session_reads_call_tan_from_outbox(tmp_path: Path) -> None:
     assert report.call_tan["state"] == "confirmed"
     assert report.decision["decision"] == "approve"
     assert "call TAN          confirmed at" in report.text()
+
+
+async def test_call_tan_before_the_call_says_there_is_no_call(server: Server) -> None:
+    phone, _, _ = await waiting_phone(server)
+    try:
+        for code in ("123", "123456"):
+            refused = await _enter(phone, code)
+            assert refused["error"] == {
+                "code": "no_call",
+                "message": "the code is entered during the call",
+            }
+    finally:
+        await phone.close()
+
+
+async def test_oversized_socket_message_is_logged_once_without_content(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    phone = PhoneClient(server.http, server.base)
+    await phone.open("/ws/phone")
+    agent = AgentClient(server.http, server.base)
+    await agent.login(server.agent_name, server.agent_password)
+    secret = "MUSTERMANN" * 210_000  # 2.1 MB
+    for side in (phone, agent):
+        await side.send_raw(secret)
+        assert side._reader is not None and side.ws is not None
+        await asyncio.wait_for(asyncio.shield(side._reader), 10)
+        assert side.ws.close_code == 1009
+    refused = [r for r in caplog.records if "over the limit" in r.getMessage()]
+    assert [r.levelname for r in refused] == ["WARNING", "WARNING"]
+    assert (
+        refused[0]
+        .getMessage()
+        .endswith("x message over the limit of 131072 bytes; socket closed (1009)")
+    )
+    assert refused[1].getMessage().startswith("agent agent-one x message over")
+    assert "MUSTERMANN" not in caplog.text
+    await phone.close()
+    await agent.close()
