@@ -22,7 +22,8 @@ class Metrics:
         )
         self.tan_failures = Counter(
             "identdesk_tan_failures",
-            "wrong or malformed transaction numbers",
+            "well-formed transaction numbers that matched no case (join or check); "
+            "malformed entries are typing mistakes and not counted",
             registry=r,
         )
         self.calls_active = Gauge("identdesk_calls_active", "live calls", registry=r)

@@ -78,3 +78,18 @@ async def test_consent_again_ends_after_five_numbers(
     assert len(server.mailbox.messages) == 6
     stored = await server.svc.store.get(case["id"])
     assert stored.state.value == "consented"
+
+
+async def test_tan_failures_metric_counts_only_well_formed_wrong_numbers(
+    server: Server,
+) -> None:
+    assert await _check(server, "AAAAA-AAAAA") == 404  # well-formed, no case
+    assert await _check(server, "abc") == 400  # malformed: a typing mistake
+    async with server.http.get(f"{server.base}/metrics") as resp:
+        text = await resp.text()
+    assert (
+        "# HELP identdesk_tan_failures_total well-formed transaction numbers that "
+        "matched no case (join or check); malformed entries are typing mistakes "
+        "and not counted"
+    ) in text
+    assert "identdesk_tan_failures_total 1.0" in text
