@@ -26,7 +26,7 @@ from identdesk.cli_doc_io import (
     save_image,
 )
 from identdesk.cli_doc_render import add_render_parser, check_seed
-from identdesk.cli_doc_video import best_frame
+from identdesk.cli_doc_video import Clock, VideoError, best_frame
 from media.document import ASPECT, RECTIFIED_SIZE, detect_document, rectify
 from media.faces import Face, find_faces, portrait_face
 from media.frame_size import frame_problem
@@ -323,6 +323,41 @@ def _seen_kind(frames: list[np.ndarray], samples: int = 5) -> str | None:
     return best if best is not None and kinds.count(best) >= 3 else None
 
 
+def _window_frames(
+    args: argparse.Namespace, start: float, end: float
+) -> tuple[list[np.ndarray], list[float]]:
+    """The window's frames and times; a window that ends after the video does
+    is refused with the time the video ends, counted from its first frame."""
+    clock = Clock()
+    long = end - start > FULL_WINDOW
+    frames: list[np.ndarray] = []
+    times: list[float] = []
+    try:
+        frames, times = read_video(
+            args.video, start, end, MIN_HOLOGRAM_FRAMES, long, clock
+        )
+    except VideoError:
+        raise
+    except InputError:
+        # too few frames in the window: said so, unless it lies past the end
+        if not _past_end(clock, end):
+            raise
+    if _past_end(clock, end):
+        starts = f", which its stream starts at {clock.first:.2f} s"
+        raise InputError(
+            f"--window {args.window}: the video ends at {clock.ends():.2f} s, "
+            "before the window does (times count from the video's first frame"
+            f"{starts if clock.first > 0.005 else ''})"
+        )
+    return frames, times
+
+
+def _past_end(clock: Clock, end: float) -> bool:
+    """Whether `end` lies past the video's last frame by over half a frame."""
+    ends = clock.ends()
+    return ends is not None and end > ends + 0.5 * clock.step
+
+
 def cmd_hologram_check(args: argparse.Namespace) -> int:
     start, end = interval(args.window, "--window")
     if end - start > MAX_WINDOW:
@@ -336,14 +371,7 @@ def cmd_hologram_check(args: argparse.Namespace) -> int:
     check_intervals(torch_on, start, end, "--torch-on")
     if args.overlay:
         check_overlay(args.overlay)
-    long = end - start > FULL_WINDOW
-    frames, times = read_video(args.video, start, end, MIN_HOLOGRAM_FRAMES, long)
-    step = float(np.median(np.diff(times)))
-    if end > times[-1] + 1.5 * step:
-        raise InputError(
-            f"--window {args.window}: the video ends at "
-            f"{times[-1] + step:.2f} s, before the window does"
-        )
+    frames, times = _window_frames(args, start, end)
     if args.tilt:
         result = check_tilt(frames, times, kind=args.document)
     else:

@@ -14,7 +14,7 @@ import numpy as np
 
 from identdesk.cli import InputError, write_image, write_problem, write_reason
 from identdesk.cli import file_problem as _file_problem
-from identdesk.cli_doc_video import video_frames
+from identdesk.cli_doc_video import Clock, video_frames
 from media import render
 from media.render import image_size, image_truncated
 
@@ -98,13 +98,15 @@ def read_video(
     end: float = float("inf"),
     min_frames: int = 1,
     thin: bool = False,
+    clock: Clock | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
     """The frames between start and end seconds from the video's first frame,
     and their times; at least `min_frames` of them. With `thin`, at most
-    THIN_FPS frames a second, scaled to THIN_WIDTH when wider."""
+    THIN_FPS frames a second, scaled to THIN_WIDTH when wider. `clock` follows
+    the times decoded (video_frames)."""
     frames: list[np.ndarray] = []
     times: list[float] = []
-    for t, frame in video_frames(path, start, end):
+    for t, frame in video_frames(path, start, end, clock):
         if thin and times and t < times[-1] + 0.9 / THIN_FPS:  # ms-rounded times
             continue
         h, w = frame.shape[:2]

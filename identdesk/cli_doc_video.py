@@ -24,13 +24,31 @@ class VideoError(InputError):
         self.reason = reason
 
 
+@dataclass
+class Clock:
+    """What video_frames saw of a video's times: where its stream starts, the
+    time of the last frame decoded (from the first frame) and the step before
+    it."""
+
+    first: float = 0.0
+    last: float | None = None
+    step: float = 0.0
+
+    def ends(self) -> float | None:
+        """When the video ends, from its first frame, as far as it was read."""
+        return None if self.last is None else self.last + self.step
+
+
 def video_frames(
-    path: str, start: float = 0.0, end: float = math.inf
+    path: str,
+    start: float = 0.0,
+    end: float = math.inf,
+    clock: Clock | None = None,
 ) -> Generator[tuple[float, np.ndarray], None, None]:
     """Each decoded frame (BGR) with its time in seconds from the video's first
     frame (a clip cut from a longer one may start at 10 s), between start and
     end, one at a time; VideoError says in plain words why the file is not a
-    video."""
+    video. `clock`, when given, follows the times of the frames decoded."""
     import av
 
     problem = _file_problem(path)
@@ -53,6 +71,10 @@ def video_frames(
                 first = t if first is None else first
                 t -= first
                 count += 1
+                if clock is not None:
+                    clock.first = first
+                    clock.step = t - clock.last if clock.last is not None else 0.0
+                    clock.last = t
                 if t < start:
                     continue
                 if t > end:

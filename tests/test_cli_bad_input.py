@@ -498,7 +498,8 @@ EVAL_MRZ = "identdesk eval mrz: "
         ([*HOLO[:3], "--window", "nan-2", "--torch-on", "0.5-1"], "--window 'nan-2': "
          "give finite seconds from 0"),
         ([*HOLO[:3], "--window", "0-9", "--torch-on", "0.5-1"], "--window 0-9: the "
-         "video ends at 2.00 s, before the window does"),
+         "video ends at 2.00 s, before the window does (times count from the "
+         "video's first frame)"),
         ([*HOLO[:3], "--window", "0-0.3", "--torch-on", "0-0.1"], "cannot use "
          "'{video}': needs at least 6 frames between 0 and 0.3 s, found 4"),
         (["hologram", "check", "{tmp}/card.jpg", "--window", "0-5", "--torch-on",

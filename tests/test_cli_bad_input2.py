@@ -351,7 +351,10 @@ def test_window_times_count_from_the_first_frame(tmp_path):
     # the same frames from 0 s: the same figures
     assert json.loads(late.stdout) == json.loads(identdesk(*check, "--json").stdout)
     result = identdesk(*check[:3], "--window", "0-9", "--torch-on", "0.5-1")
-    assert result.stderr.endswith("the video ends at 2.00 s, before the window does\n")
+    assert result.stderr.endswith(
+        "the video ends at 2.00 s, before the window does (times count from the "
+        "video's first frame)\n"
+    )
     analysed = json.loads(identdesk("doc", "analyze", "--json", path).stdout)
     assert 0 <= analysed["time"] < 2
 

@@ -45,3 +45,46 @@ def test_qa_says_not_a_video_as_doc_analyze_does(tmp_path, command):
     assert (
         result.stderr == f"identdesk: cannot read '{tmp_path}/clip.mp4': not a video\n"
     )
+
+
+# --- hologram check: a window past the end of a clip that starts late -----------------
+
+
+def _late_clip(path: Path, seconds: float, fps: int, start: float) -> Path:
+    """A small clip whose stream starts at `start` s (cut from a longer one)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for i in range(round(seconds * fps)):
+            image = np.full((96, 160, 3), 60 + i % 120, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = round(start * fps) + i  # time base 1/fps
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_window_past_the_end_of_a_late_clip_says_when_it_ends(tmp_path):
+    clip = _late_clip(tmp_path / "off.mkv", 5.0, 30, 10.0)
+    # no frame in the window, and some
+    for window, lit in (("10-14", "11-12"), ("3-6", "3.5-4")):
+        result = identdesk(
+            "hologram", "check", clip, "--window", window, "--torch-on", lit
+        )
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (
+            f"identdesk: --window {window}: the video ends at 5.00 s, before the "
+            "window does (times count from the video's first frame, which its "
+            "stream starts at 10.00 s)\n"
+        )
+    # a window inside the video with too few frames is still said so
+    result = identdesk(
+        "hologram", "check", clip, "--window", "4.9-4.95", "--torch-on", "4.9-4.95"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"identdesk: cannot use '{clip}': needs at least 6 frames between 4.9 and "
+        "4.95 s, found 2\n"
+    )
