@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
+import re
 import stat
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -73,16 +76,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# on a stderr that is not a terminal (a log file, CI), progress goes out as plain
+# lines: at the first, at each further tenth of an "i/n" in the text, and at
+# least every PLAIN_EVERY seconds otherwise
+PLAIN_EVERY = 5.0
+_FRACTION = re.compile(r"(\d+)/(\d+)")
+
+
 class _Progress:
-    """One progress line on stderr, rewritten in place with a carriage return; a
-    log line or the end of the job first ends it."""
+    """One progress line on stderr, rewritten in place with a carriage return on
+    a terminal (a log line or the end of the job first ends it); elsewhere a
+    plain line now and then."""
 
     open = False
+    shown_at = -math.inf
+    tenth: int | None = None
 
     @classmethod
     def show(cls, text: str) -> None:
-        print(f"\r{text}", end="", file=sys.stderr, flush=True)
-        cls.open = True
+        if sys.stderr.isatty():
+            print(f"\r{text}", end="", file=sys.stderr, flush=True)
+            cls.open = True
+            return
+        now, tenth = time.monotonic(), _tenth(text)
+        if now - cls.shown_at < PLAIN_EVERY and tenth == cls.tenth:
+            return
+        print(text, file=sys.stderr, flush=True)
+        cls.shown_at, cls.tenth = now, tenth
 
     @classmethod
     def end(cls, record: logging.LogRecord | None = None) -> bool:
@@ -92,8 +112,16 @@ class _Progress:
         return True
 
 
+def _tenth(text: str) -> int | None:
+    """Which tenth of the job the first "i/n" in `text` stands at, if any."""
+    found = _FRACTION.search(text)
+    if found is None or int(found[2]) == 0:
+        return None
+    return 10 * int(found[1]) // int(found[2])
+
+
 def progress(text: str) -> None:
-    """Show `text` as the progress line (on stderr)."""
+    """Show `text` as the progress line (on stderr; see _Progress)."""
     _Progress.show(text)
 
 

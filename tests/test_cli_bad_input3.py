@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import random
+import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.test_cli_bad_input2 import identdesk
+from tests.test_cli_bad_input2 import IDENTDESK, identdesk
 
 # --- qa run / qa phone: not a video -------------------------------------------------
 
@@ -88,3 +89,57 @@ def test_window_past_the_end_of_a_late_clip_says_when_it_ends(tmp_path):
         f"identdesk: cannot use '{clip}': needs at least 6 frames between 4.9 and "
         "4.95 s, found 2\n"
     )
+
+
+# --- progress: \r on a terminal, plain lines elsewhere --------------------------------
+
+
+def test_render_progress_is_plain_lines_off_a_terminal(tmp_path):
+    out = tmp_path / "p.mp4"
+    result = identdesk("doc", "render", out, "--seconds", "4", "--torch-on", "1-2")
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    frames = [f"doc render: frame {i}/120\n" for i in (1, 26, 51, 76, 101)]
+    assert result.stderr == "".join(frames)
+
+
+def test_render_progress_rewrites_one_line_on_a_terminal(tmp_path):
+    import os
+    import pty
+
+    main_fd, terminal = pty.openpty()
+    out = tmp_path / "p.mp4"
+    args = ["doc", "render", out, "--seconds", "4", "--torch-on", "1-2"]
+    with open(terminal, "wb") as stderr:
+        result = subprocess.run(
+            [str(IDENTDESK), *map(str, args)], stderr=stderr, timeout=180
+        )
+    shown = b""
+    while chunk := _read_some(main_fd):
+        shown += chunk
+    os.close(main_fd)
+    assert result.returncode == 0
+    frames = [f"\rdoc render: frame {i}/120" for i in (1, 26, 51, 76, 101)]
+    assert shown.decode() == "".join(frames) + "\r\n"  # the terminal's \n
+
+
+def _read_some(fd: int) -> bytes:
+    import os
+
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the terminal's other side is closed
+        return b""
+
+
+def test_progress_off_a_terminal_at_each_tenth(monkeypatch, capsys):
+    from identdesk import cli
+
+    monkeypatch.setattr(cli._Progress, "tenth", None)
+    for i in range(1, 1001):
+        cli.progress(f"eval: image {i}/1000")
+    cli.end_progress()
+    lines = capsys.readouterr().err.splitlines()
+    tenths = [f"eval: image {i}/1000" for i in (1, *range(100, 1001, 100))]
+    assert set(tenths) <= set(lines)
+    assert len(lines) < 15  # and one more only if 5 s went by
