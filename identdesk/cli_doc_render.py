@@ -32,8 +32,8 @@ def add_render_parser(sub: Any) -> None:
         "--document",
         choices=("id1", "td3"),
         default=None,
-        help="document kind (default: id1, or with --image the kind nearest the "
-        "image's proportions)",
+        help="document kind (default: id1; with --image the kind the image's MRZ "
+        "names, TD1 id1 and TD3 td3, else the kind nearest its proportions)",
     )
     p.add_argument(
         "--image",

@@ -143,3 +143,16 @@ def test_progress_off_a_terminal_at_each_tenth(monkeypatch, capsys):
     tenths = [f"eval: image {i}/1000" for i in (1, *range(100, 1001, 100))]
     assert set(tenths) <= set(lines)
     assert len(lines) < 15  # and one more only if 5 s went by
+
+
+# --- doc render --help says what the code does --------------------------------
+
+
+def test_render_help_names_the_mrz_before_the_proportions():
+    result = identdesk("doc", "render", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert (
+        "document kind (default: id1; with --image the kind the image's MRZ names, "
+        "TD1 id1 and TD3 td3, else the kind nearest its proportions)"
+    ) in text
