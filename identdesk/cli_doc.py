@@ -104,15 +104,17 @@ LYING_AREA = 0.2
 
 
 def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
-    """Everything the agent sees about one frame, as JSON-ready values."""
+    """Everything the agent sees about one frame, as JSON-ready values. Boxes
+    and corners are in the input image's pixels, but `box_rectified`, which is
+    in the rectified document image (`rectified_size`)."""
     out: dict[str, Any] = {"width": frame.shape[1], "height": frame.shape[0]}
     q = assess(frame)
     out["quality"] = q.to_json()
     det = q.detection
     faces = find_faces(frame)
-    out["faces"] = [f.to_json() for f in faces]
     doc: np.ndarray | None
-    if _is_scan(frame, det):
+    scan = _is_scan(frame, det)
+    if scan:
         # the image is the document itself: an outline found in it is an inner
         # frame or print, so the MRZ, portrait and figures come from all of it
         det = None
@@ -124,27 +126,60 @@ def analyze_frame(frame: np.ndarray) -> dict[str, Any]:
     else:
         doc = rectify(frame, det.corners, det.kind) if det else None
         mrz = mrz_reading(doc if doc is not None else frame)
+    # a face on the document (every face of a flat scan) is not a live face
+    on_doc = [scan or _inside(det, face) for face in faces]
+    pairs = list(zip(faces, on_doc, strict=True))
+    out["faces"] = [{**face.to_json(), "on_document": o} for face, o in pairs]
+    out["live_faces"] = on_doc.count(False)
     out["document"] = det.to_json() if det else None
     portrait = portrait_face(doc) if doc is not None else None
-    out["portrait"] = portrait.to_json() if portrait else None
+    out["rectified_size"] = None if doc is None else [doc.shape[1], doc.shape[0]]
+    out["portrait"] = None
+    if portrait is not None and doc is not None:
+        out["portrait"] = _portrait_json(portrait, _to_input(frame, det, doc))
     out["mrz"] = mrz
+    live = [face.crop for face, o in pairs if not o]  # largest first
     out["_images"] = {
         "rectified": doc,
         "portrait": portrait.crop if portrait else None,
-        "live_face": _live_face(faces, det) if "scan" not in out else None,
+        "live_face": live[0] if live else None,
     }
     return out
 
 
-def _live_face(faces: list[Face], det: Any) -> np.ndarray | None:
-    """The crop of the largest face whose centre lies outside the document."""
-    for face in faces:  # largest first
-        x, y, w, h = face.box
-        centre = (float(x + w / 2), float(y + h / 2))
-        quad = None if det is None else np.float32(det.corners).reshape(-1, 1, 2)
-        if quad is None or cv2.pointPolygonTest(quad, centre, False) < 0:
-            return face.crop
-    return None
+def _inside(det: Any, face: Face) -> bool:
+    """Whether the face's centre lies inside the document's outline."""
+    if det is None:
+        return False
+    x, y, w, h = face.box
+    quad = np.asarray(det.corners, np.float32).reshape(-1, 1, 2)
+    return cv2.pointPolygonTest(quad, (x + w / 2, y + h / 2), False) >= 0
+
+
+def _to_input(frame: np.ndarray, det: Any, doc: np.ndarray) -> np.ndarray:
+    """The homography from the rectified document image to the input image:
+    rectify's inverse, or a scale for a flat scan (det None)."""
+    th, tw = doc.shape[:2]
+    if det is None:
+        return np.diag([frame.shape[1] / tw, frame.shape[0] / th, 1.0])
+    rect = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
+    return cv2.getPerspectiveTransform(rect, np.asarray(det.corners, np.float32))
+
+
+def _portrait_json(portrait: Face, to_input: np.ndarray) -> dict[str, Any]:
+    """The portrait's box in the input image (the bounding box of its four
+    corners there, which perspective makes a quadrilateral) and as found in the
+    rectified document image."""
+    x, y, w, h = portrait.box
+    rect = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    quad = cv2.perspectiveTransform(rect.reshape(-1, 1, 2), to_input).reshape(-1, 2)
+    (x0, y0), (x1, y1) = np.floor(quad.min(0)), np.ceil(quad.max(0))
+    return {
+        **portrait.to_json(),
+        "box": [int(x0), int(y0), int(x1 - x0), int(y1 - y0)],
+        "corners": [[round(float(a), 1), round(float(b), 1)] for a, b in quad],
+        "box_rectified": list(portrait.box),
+    }
 
 
 def _is_scan(image: np.ndarray, det: Any) -> bool:
@@ -278,8 +313,10 @@ def _print_analysis(out: dict[str, Any]) -> None:
         )
     else:
         _print_quality(q)
+    on_doc = len(out["faces"]) - out["live_faces"]
     print(
-        f"  faces in frame: {len(out['faces'])}; portrait on document: "
+        f"  faces in frame: {len(out['faces'])} ({out['live_faces']} live, {on_doc} "
+        f"on the document); portrait on document: "
         f"{'yes' if out['portrait'] else 'no'}"
     )
     if "saved" in out:

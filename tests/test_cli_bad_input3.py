@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 from pathlib import Path
@@ -156,3 +157,70 @@ def test_render_help_names_the_mrz_before_the_proportions():
         "document kind (default: id1; with --image the kind the image's MRZ names, "
         "TD1 id1 and TD3 td3, else the kind nearest its proportions)"
     ) in text
+
+
+# --- doc analyze --json: one coordinate system, live faces apart ---------------------
+
+
+def _iou(a: list[int], b: list[int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def _analysed(path: Path) -> dict:
+    result = identdesk("doc", "analyze", "--json", path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_doc_analyze_portrait_box_in_input_coordinates(tmp_path):
+    from media import render
+
+    card = render.draw_document("id1", seed=0)
+    scene = render.SceneRenderer(card, width=1280, height=720, seed=3, motion=0)
+    frame, corners = scene.frame(0.0, False)
+    render.draw_portrait(frame, (1000, 200, 260, 320))  # the holder beside it
+    cv2.imwrite(str(tmp_path / "desk.png"), frame)
+    out = _analysed(tmp_path / "desk.png")
+    portrait, (tw, th) = out["portrait"], out["rectified_size"]
+    assert (tw, th) == (1011, 638)
+    # the rectified box carried into the frame through the true corners
+    x, y, w, h = portrait["box_rectified"]
+    rect = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
+    hom = cv2.getPerspectiveTransform(rect, np.asarray(corners, np.float32))
+    box = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
+    quad = cv2.perspectiveTransform(box.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    assert np.abs(quad - portrait["corners"]).max() < 5
+    x0, y0 = quad.min(0)
+    x1, y1 = quad.max(0)
+    true_box = [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
+    assert _iou(portrait["box"], true_box) > 0.8
+    # the holder beside the card is the one live face
+    assert out["live_faces"] == 1
+    assert [f["on_document"] for f in out["faces"]].count(False) == 1
+    live = next(f for f in out["faces"] if not f["on_document"])
+    assert _iou(live["box"], [1000, 200, 260, 320]) > 0.1
+    text = identdesk("doc", "analyze", tmp_path / "desk.png").stdout
+    assert "  faces in frame: 1 (1 live, 0 on the document); portrait on" in text
+
+
+def test_doc_analyze_flat_scan_has_no_live_face(tmp_path):
+    from media import render
+
+    # the document at half its rectified size: the image is the document
+    image = cv2.resize(render.draw_document("id1", seed=0).image, (506, 319))
+    cv2.imwrite(str(tmp_path / "scan.png"), image)
+    out = _analysed(tmp_path / "scan.png")
+    assert out["scan"] == "id1" and out["document"] is None
+    assert out["live_faces"] == 0
+    assert out["faces"] and all(f["on_document"] for f in out["faces"])
+    portrait = out["portrait"]
+    half = [round(v * 506 / 1011) for v in portrait["box_rectified"]]
+    assert np.abs(np.subtract(portrait["box"], half)).max() <= 2
+    # the face found in the image is the portrait, in the same coordinates
+    assert _iou(out["faces"][0]["box"], portrait["box"]) > 0.6
+    text = identdesk("doc", "analyze", tmp_path / "scan.png").stdout
+    assert "  faces in frame: 1 (0 live, 1 on the document); portrait on" in text
