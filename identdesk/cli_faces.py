@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from identdesk.cli import end_progress, progress
 from media.faces import load_cascade
 from media.faces_eval import CORPUS, evaluate
 
@@ -43,10 +44,6 @@ def register(commands: Any) -> None:
     p.set_defaults(func=cmd_eval_faces)
 
 
-def _progress(text: str) -> None:
-    print(f"\r{text:70.70s}", end="", file=sys.stderr, flush=True)
-
-
 def cmd_eval_faces(args: argparse.Namespace) -> int:
     if load_cascade() is None:
         print(
@@ -64,9 +61,9 @@ def cmd_eval_faces(args: argparse.Namespace) -> int:
         seed=args.seed,
         corpus=Path(args.corpus or CORPUS),
         baseline=not args.no_baseline,
-        progress=_progress,
+        progress=progress,
     )
-    print(file=sys.stderr)
+    end_progress()
     if args.json:
         print(json.dumps(out))
         return 0
