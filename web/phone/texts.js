@@ -99,6 +99,8 @@ I18N.add("de", {
   "error.call_tan_locked": "Der Code ist nach 3 falschen Eingaben ungültig. Der Mitarbeiter sendet Ihnen einen neuen.",
   "error.call_tan_expired": "Der Code ist abgelaufen. Der Mitarbeiter sendet Ihnen einen neuen.",
   "error.call_tan_none": "Es wurde noch kein Code gesendet. Bitte warten Sie auf den Mitarbeiter.",
+  "error.no_call": "Der Code wird im Gespräch eingegeben. Bitte warten Sie auf den Mitarbeiter.",
+  "error.not_joined": "Bitte geben Sie zuerst Ihre Transaktionsnummer ein.",
 });
 I18N.add("en", {
   "brand": "Video identification",
@@ -200,4 +202,6 @@ I18N.add("en", {
   "error.call_tan_locked": "The code is void after 3 wrong entries. The agent will send you a new one.",
   "error.call_tan_expired": "The code has expired. The agent will send you a new one.",
   "error.call_tan_none": "No code has been sent yet. Please wait for the agent.",
+  "error.no_call": "The code is entered during the call. Please wait for the agent.",
+  "error.not_joined": "Please enter your transaction number first.",
 });
