@@ -234,11 +234,7 @@ class Sides:
             out = np.minimum(out, fac.min(1))
         return END_FLOOR + (1 - END_FLOOR) * out
 
-    def overshoot(self, near_only: bool = True) -> np.ndarray:
-        """The factor of overshoot_ends alone."""
-        return self.overshoot_ends(near_only)[0]
-
-    def overshoot_ends(self, near_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def overshoot(self, near_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """A factor 0..1, low where a side's edge, with the side's polarity,
         runs on beyond a corner in view (an outline that took a line through
         the scene for a side, when the document's own side lies just inside
@@ -328,7 +324,7 @@ def score_outlines(
         * np.clip(frac_area / 0.08, 0, 1) ** 0.3
         * np.clip(view / 0.6, 0, 1)
     )
-    over, ends_over = sides.overshoot_ends()
+    over, ends_over = sides.overshoot()
     if relative:
         over = _rivalled(corners, raw, over, ends_over)
     score = raw * over

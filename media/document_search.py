@@ -325,7 +325,7 @@ def _quad_sides(
 def overshoots(small: np.ndarray, quads: np.ndarray) -> np.ndarray:
     """For whole outlines (Q, 4, 2) in the scaled frame, the search's factor
     0..1 that is low where a side's edge runs on past a corner in view."""
-    return _quad_sides(small, quads)[0].overshoot(near_only=False)
+    return _quad_sides(small, quads)[0].overshoot(near_only=False)[0]
 
 
 def score_quads(small: np.ndarray, quads: np.ndarray, cut: np.ndarray) -> np.ndarray:
