@@ -89,6 +89,13 @@ async def _call(
     )
     holder.append(phone)
     agent = AgentClient(server.http, server.base)
+    case_id = await open_call(server, phone, agent)
+    return phone, agent, track, case_id
+
+
+async def open_call(server: Server, phone: PhoneClient, agent: AgentClient) -> str:
+    """A new case, its phone joined and taken by the agent, whose media runs
+    (5 frames received): the case's id."""
     case = await create_case(server.http, server.base, server.api_key)
     consent = await activate_and_consent(server.http, case["activation_url"])
     await phone.join(consent["tan"])
@@ -96,7 +103,7 @@ async def _call(
     await agent.take_case()
     await agent.connect_media()
     await agent.wait_frames(5, timeout=20)
-    return phone, agent, track, case["id"]
+    return str(case["id"])
 
 
 async def _fetch_image(agent: AgentClient, url: str) -> np.ndarray:

@@ -14,12 +14,7 @@ import pytest
 from aiortc import AudioStreamTrack, VideoStreamTrack
 
 from agent_console.frame_tools import analyse_snapshot, live_quality
-from identdesk.clients import (
-    AgentClient,
-    PhoneClient,
-    activate_and_consent,
-    create_case,
-)
+from identdesk.clients import AgentClient, PhoneClient
 from media.document import detect_document, track_document
 from media.faces import find_faces, portrait_face
 from media.frame_size import frame_problem
@@ -27,6 +22,7 @@ from media.hologram import check_hologram, check_tilt
 from media.mrz_locate import find_lines
 from media.mrz_reader import read_mrz
 from media.quality import assess
+from tests.test_analysis import open_call
 
 THIN = [(3, 3000), (4, 3000), (3000, 3), (20, 20), (40, 400)]
 
@@ -88,16 +84,10 @@ async def test_call_with_thin_frames_warns_once_and_captures(server, caplog):
     )
     agent = AgentClient(server.http, server.base)
     try:
-        case = await create_case(server.http, server.base, server.api_key)
-        consent = await activate_and_consent(server.http, case["activation_url"])
-        await phone.join(consent["tan"])
-        await agent.login(server.agent_name, server.agent_password)
-        await agent.take_case()
-        await agent.connect_media()
-        await agent.wait_frames(5, timeout=20)
+        case_id = await open_call(server, phone, agent)
 
         # the live analysis meets the frames and says so once, with the size
-        warning = f"case {case['id']} x phone video too narrow to analyse (3000 x 4)"
+        warning = f"case {case_id} x phone video too narrow to analyse (3000 x 4)"
         deadline = time.monotonic() + 15
         while warning not in caplog.text and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
